@@ -1,0 +1,113 @@
+"""The check seam: what every probe kind returns and the protocol it implements."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.fields import Duration, Text
+
+if TYPE_CHECKING:
+    import httpx
+
+    from monitor.clock import Clock
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+class ErrorClass(enum.StrEnum):
+    """Why a probe failed. DESIGN.md fixes this list; scripts match on the values."""
+
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    DNS = "dns"
+    TLS = "tls"
+    HTTP_STATUS = "http_status"
+    ASSERTION = "assertion"
+    TOO_SLOW = "too_slow"
+    TOO_LARGE = "too_large"
+    REDIRECT_LOOP = "redirect_loop"
+    PROTOCOL = "protocol"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """The outcome of one run of one check.
+
+    ``ok`` is true when every expectation held. ``error`` names the class of the
+    first failure and ``detail`` says it in words (never with secrets in it).
+    """
+
+    check_id: str
+    component_id: str
+    started_at: datetime
+    ok: bool
+    latency_ms: float | None
+    error: ErrorClass | None = None
+    detail: str = ""
+    status_code: int | None = None
+    step: str | None = None
+    region: str = "default"
+    attempt: int = 1
+
+    def as_json(self) -> dict[str, Any]:
+        """Return the stable JSON shape printed by ``pantau check --json``."""
+        return {
+            "check": self.check_id,
+            "component": self.component_id,
+            "ok": self.ok,
+            "error": self.error.value if self.error else None,
+            "detail": self.detail,
+            "status_code": self.status_code,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "step": self.step,
+            "region": self.region,
+            "started_at": self.started_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeContext:
+    """What a check may use to talk to the world: injected, never global."""
+
+    client: httpx.AsyncClient
+    clock: Clock
+    region: str = "default"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class CheckSettings(BaseModel):
+    """Fields every check kind has. Each kind extends this with its own."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: Stable identifier, used on the CLI, in the store and in URLs.
+    id: str = Field(pattern=ID_PATTERN)
+    #: The ``[[components]]`` id this check reports on.
+    component: str
+    #: The probe kind; selects the check class from the registry.
+    kind: str
+    #: Optional display name; defaults to the id.
+    name: Text | None = None
+    #: How often the check runs.
+    interval: Duration = timedelta(seconds=30)
+    #: The whole probe, from connect to the last byte, must finish within this.
+    timeout: Duration = timedelta(seconds=10)
+
+
+class Check(Protocol):
+    """One configured probe. ``run`` never raises: failures are results."""
+
+    config_model: ClassVar[type[CheckSettings]]
+
+    @property
+    def settings(self) -> CheckSettings: ...
+
+    async def run(self, ctx: ProbeContext) -> ProbeResult:
+        """Probe once and return a classified result."""
+        ...

@@ -1,0 +1,255 @@
+"""Configuration: one frozen, validated tree loaded from ``config.toml``.
+
+:func:`load_settings` reports every problem with its key path and raises
+:class:`ConfigError`; the CLI turns that into exit code 2. ``${ENV}`` is
+resolved only in fields typed as secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from checks import CHECK_KINDS
+from checks.base import ID_PATTERN, CheckSettings
+from checks.http import HttpCheckSettings
+from monitor.fields import Duration, SecretText, Text
+
+Language = Literal["id", "en"]
+
+
+class ConfigError(Exception):
+    """The configuration is invalid. ``errors`` holds ``(key_path, message)`` pairs."""
+
+    def __init__(self, errors: Sequence[tuple[str, str]], *, source: str = "config") -> None:
+        self.errors = list(errors)
+        self.source = source
+        lines = [f"{path}: {message}" for path, message in self.errors]
+        super().__init__(f"{source}: {len(self.errors)} error(s)\n" + "\n".join(lines))
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SiteSettings(_Frozen):
+    """``[site]``: the public status page."""
+
+    #: Page title.
+    title: Text = Field(default_factory=lambda: {"id": "Status Layanan", "en": "Service Status"})  # type: ignore[arg-type]
+    #: Public address of the page, used in alerts and feeds (for example ``https://status.example.id``).
+    base_url: str = ""
+    #: IANA zone in which times are shown.
+    timezone: str = "Asia/Jakarta"
+    #: Languages of the page; the first is served at ``/``.
+    languages: tuple[Language, ...] = ("id", "en")
+    #: Where ``pantau publish`` and ``pantau run`` write the site.
+    output_dir: Path = Path("site")
+    #: How often ``pantau run`` republishes (it also publishes on every state change).
+    publish_interval: Duration = timedelta(seconds=30)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Asia/Jakarta')") from None
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _some_language(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("list each language once, at least one")
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class StorageSettings(_Frozen):
+    """``[storage]``: where results, incidents and deliveries are kept."""
+
+    #: SQLAlchemy URL: ``sqlite:///pantau.db`` or ``postgresql+psycopg://user:${PGPASSWORD}@host/db``.
+    url: SecretText = Field(default="sqlite:///pantau.db", validate_default=True)  # type: ignore[assignment]
+
+
+class ComponentSettings(_Frozen):
+    """``[[components]]``: a part of the service the public cares about."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    name: Text
+    description: Text | None = None
+
+
+class DetectionSettings(_Frozen):
+    """``[detection]``: when a component counts as down and as recovered."""
+
+    #: Consecutive failing runs of a check before its component is down.
+    failures_to_down: int = Field(default=2, ge=1, le=100)
+    #: Consecutive passing runs of a check before its component has recovered.
+    passes_to_recover: int = Field(default=2, ge=1, le=100)
+    #: Open an incident automatically when a component goes down.
+    auto_incidents: bool = True
+
+
+class AlertSettings(_Frozen):
+    """``[alerts]``: where engineers are told, through Apprise URLs."""
+
+    #: Apprise URLs (``json://``, ``tgram://``, ``slack://`` ...); may hold ``${ENV}`` secrets.
+    notify: tuple[SecretText, ...] = ()
+    #: Attempts per message and target before it is marked failed.
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    #: First retry delay; doubles on each attempt up to ``max_backoff``.
+    backoff: Duration = timedelta(seconds=5)
+    max_backoff: Duration = timedelta(minutes=10)
+    #: Timeout of one delivery attempt.
+    timeout: Duration = timedelta(seconds=10)
+
+
+class ProbeSettings(_Frozen):
+    """``[probe]``: the probing process."""
+
+    #: Name of the region this process probes from.
+    region: str = Field(default="default", pattern=ID_PATTERN)
+    #: Probes running at once, at most.
+    concurrency: int = Field(default=50, ge=1, le=10_000)
+    #: Random delay added to each check's schedule so probes do not all start together.
+    jitter: Duration = timedelta(seconds=1)
+
+
+class IncidentSettings(_Frozen):
+    """``[incidents]``: the comms workflow."""
+
+    #: A folder of extra statement templates (``NAME.id.txt`` / ``NAME.en.txt``), relative to the config.
+    templates_dir: Path | None = None
+
+
+CheckConfig = Annotated[HttpCheckSettings, Field(discriminator="kind")] if len(CHECK_KINDS) > 1 else HttpCheckSettings
+
+
+class Settings(_Frozen):
+    """The whole validated configuration."""
+
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    probe: ProbeSettings = Field(default_factory=ProbeSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    components: tuple[ComponentSettings, ...] = ()
+    checks: tuple[CheckConfig, ...] = ()
+    #: Folder of the config file; relative paths in it are taken from here.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def component(self, component_id: str) -> ComponentSettings:
+        for component in self.components:
+            if component.id == component_id:
+                return component
+        raise KeyError(component_id)
+
+    def checks_of(self, component_id: str) -> list[CheckSettings]:
+        return [check for check in self.checks if check.component == component_id]
+
+    def resolve_path(self, path: Path) -> Path:
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def _key_path(loc: Sequence[int | str], data: Mapping[str, Any]) -> str:
+    """Render a pydantic location as ``checks[1].timeout``, naming the item's id when it has one."""
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node):
+                node = node[item]
+                if isinstance(node, Mapping) and isinstance(node.get("id"), str):
+                    label = f"[{item}]({node['id']})"
+            parts.append(label)
+            continue
+        if isinstance(node, Mapping) and item not in node and item in CHECK_KINDS:
+            continue  # the discriminated union's tag, not a key of the file
+        parts.append(f".{item}" if parts else str(item))
+        node = node.get(item) if isinstance(node, Mapping) else None
+    return "".join(parts) or "(top level)"
+
+
+def _semantic_errors(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Cross-references pydantic cannot see: duplicate ids, checks of unknown components.
+
+    Works on the raw mapping so these errors are reported beside pydantic's.
+    """
+    errors: list[tuple[str, str]] = []
+    components = data.get("components")
+    checks = data.get("checks")
+    seen: set[str] = set()
+    for i, component in enumerate(components if isinstance(components, list) else []):
+        cid = component.get("id") if isinstance(component, Mapping) else None
+        if isinstance(cid, str):
+            if cid in seen:
+                errors.append((f"components[{i}]({cid}).id", f"duplicate component id {cid!r}"))
+            seen.add(cid)
+    check_ids: set[str] = set()
+    for i, check in enumerate(checks if isinstance(checks, list) else []):
+        if not isinstance(check, Mapping):
+            continue
+        label = f"checks[{i}]({check['id']})" if isinstance(check.get("id"), str) else f"checks[{i}]"
+        if isinstance(check.get("id"), str):
+            if check["id"] in check_ids:
+                errors.append((f"{label}.id", f"duplicate check id {check['id']!r}"))
+            check_ids.add(check["id"])
+        component = check.get("component")
+        if isinstance(component, str) and component not in seen:
+            errors.append((f"{label}.component", f"unknown component {component!r}"))
+    return errors
+
+
+def parse_settings(
+    data: Mapping[str, Any],
+    *,
+    env: Mapping[str, str] | None = None,
+    base_dir: Path = Path("."),
+    source: str = "config",
+) -> Settings:
+    """Validate a parsed config mapping. Raises ConfigError listing every problem."""
+    context = {"env": os.environ if env is None else env}
+    errors = _semantic_errors(data)
+    try:
+        settings = Settings.model_validate({**data, "base_dir": base_dir}, context=context)
+    except ValidationError as exc:
+        errors = [(_key_path(e["loc"], data), _message(e)) for e in exc.errors()] + errors
+    if errors:
+        raise ConfigError(errors, source=source)
+    return settings
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a TOML config file. Raises ConfigError (also for unreadable files)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([("(file)", f"cannot read {path}: {exc.strerror}")], source=str(path)) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([("(syntax)", f"not valid TOML: {exc}")], source=str(path)) from None
+    return parse_settings(data, env=env, base_dir=path.resolve().parent, source=str(path))

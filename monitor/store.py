@@ -1,0 +1,478 @@
+"""The store: one API over SQLModel for SQLite (default) and PostgreSQL.
+
+Rows are plain SQLModel tables. Every write that belongs together goes through
+one :class:`StoreTx` (one database transaction), so a state change is durable
+with its cause. Timestamps are stored in UTC and always read back aware.
+Detection and incident logic live in the engine, not here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint, event, func, update
+from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+from checks.base import ProbeResult
+
+log = logging.getLogger(__name__)
+
+
+class StoreError(Exception):
+    """The database could not be reached or refused an operation."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone, so we store naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use aware UTC times")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(*, index: bool = False, nullable: bool = False) -> Any:
+    return Field(sa_type=UTCDateTime, index=index, nullable=nullable)
+
+
+class ProbeResultRow(SQLModel, table=True):
+    """One run of one check, as stored."""
+
+    __tablename__ = "probe_result"
+    __table_args__ = (Index("ix_probe_result_check_time", "check_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    check_id: str = Field(max_length=64)
+    component_id: str = Field(max_length=64, index=True)
+    region: str = Field(max_length=64)
+    started_at: datetime = _ts(index=True)
+    ok: bool
+    error: str | None = Field(default=None, max_length=32)
+    detail: str = ""
+    status_code: int | None = None
+    latency_ms: float | None = None
+    step: str | None = Field(default=None, max_length=128)
+    attempt: int = 1
+
+    def to_result(self) -> ProbeResult:
+        from checks.base import ErrorClass
+
+        return ProbeResult(
+            check_id=self.check_id,
+            component_id=self.component_id,
+            started_at=self.started_at,
+            ok=self.ok,
+            latency_ms=self.latency_ms,
+            error=ErrorClass(self.error) if self.error else None,
+            detail=self.detail,
+            status_code=self.status_code,
+            step=self.step,
+            region=self.region,
+            attempt=self.attempt,
+        )
+
+
+class CheckStateRow(SQLModel, table=True):
+    """The running state of one check: consecutive counts drive detection."""
+
+    __tablename__ = "check_state"
+
+    check_id: str = Field(primary_key=True, max_length=64)
+    component_id: str = Field(max_length=64)
+    status: str = Field(default="unknown", max_length=16)  # unknown | up | down
+    consecutive_failures: int = 0
+    consecutive_passes: int = 0
+    last_result_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = None
+    last_detail: str = ""
+    since: datetime | None = _ts(nullable=True)
+
+
+class ComponentStateRow(SQLModel, table=True):
+    """A component's current public status (Statuspage words)."""
+
+    __tablename__ = "component_state"
+
+    component_id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(default="operational", max_length=32)
+    since: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class TransitionRow(SQLModel, table=True):
+    """A component changed status; written in the same transaction as its cause."""
+
+    __tablename__ = "component_transition"
+
+    id: int | None = Field(default=None, primary_key=True)
+    component_id: str = Field(max_length=64, index=True)
+    from_status: str = Field(max_length=32)
+    to_status: str = Field(max_length=32)
+    at: datetime = _ts(index=True)
+    cause: str = ""
+    incident_id: int | None = Field(default=None, foreign_key="incident.id")
+
+
+class IncidentRow(SQLModel, table=True):
+    """An incident: opened automatically or by the comms team."""
+
+    __tablename__ = "incident"
+
+    id: int | None = Field(default=None, primary_key=True)
+    title_id: str
+    title_en: str
+    status: str = Field(max_length=16, index=True)
+    impact: str = Field(default="major", max_length=16)
+    automatic: bool = False
+    started_at: datetime = _ts(index=True)
+    updated_at: datetime = _ts()
+    resolved_at: datetime | None = _ts(nullable=True)
+
+    def title(self, lang: str) -> str:
+        return (self.title_en if lang == "en" else self.title_id) or self.title_id or self.title_en
+
+
+class IncidentComponentRow(SQLModel, table=True):
+    """A component affected by an incident, with its status within the incident."""
+
+    __tablename__ = "incident_component"
+
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
+    component_id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(max_length=32)
+
+
+class IncidentUpdateRow(SQLModel, table=True):
+    """One timeline entry of an incident (automatic event or human statement)."""
+
+    __tablename__ = "incident_update"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    at: datetime = _ts()
+    status: str = Field(max_length=16)
+    author: str = Field(default="pantau", max_length=128)
+    message_id: str = ""
+    message_en: str = ""
+    automatic: bool = False
+    #: What happened: opened, update, resolved, reopened (alerts key on it).
+    event: str = Field(default="update", max_length=16)
+
+    def message(self, lang: str) -> str:
+        return (self.message_en if lang == "en" else self.message_id) or self.message_id or self.message_en
+
+
+class AlertDeliveryRow(SQLModel, table=True):
+    """One message to one notification target; claimed once, so never sent twice."""
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (UniqueConstraint("update_id", "target_index", name="uq_delivery_target"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    update_id: int = Field(foreign_key="incident_update.id")
+    target_index: int
+    #: The target with every secret left as its ``${VAR}`` reference.
+    target_label: str
+    title: str
+    body: str
+    status: str = Field(default="pending", max_length=16, index=True)  # pending|sending|sent|failed
+    attempts: int = 0
+    next_attempt_at: datetime = _ts()
+    last_error: str | None = None
+    created_at: datetime = _ts()
+    sent_at: datetime | None = _ts(nullable=True)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create a SQLAlchemy engine for ``url`` with the settings Pantau relies on."""
+    if url.startswith("sqlite"):
+        memory = url in ("sqlite://", "sqlite:///:memory:")
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            poolclass=StaticPool if memory else None,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+class Store:
+    """The store API. Create once per process and pass it where it is needed."""
+
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        if create:
+            self.create_schema()
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name
+
+    def create_schema(self) -> None:
+        """Create missing tables (idempotent)."""
+        try:
+            SQLModel.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot prepare the database: {type(exc).__name__}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def tx(self) -> Iterator[StoreTx]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield StoreTx(session)
+                session.commit()
+            except SQLAlchemyError as exc:
+                session.rollback()
+                raise StoreError(f"database operation failed: {type(exc).__name__}") from exc
+            except BaseException:
+                session.rollback()
+                raise
+
+    # Reads that need no transaction of their own are thin wrappers over StoreTx.
+    def read(self) -> _ReadOnly:
+        return _ReadOnly(self)
+
+
+class _ReadOnly:
+    """``with store.read() as tx`` for read paths (rolled back, never committed)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._session: Session | None = None
+
+    def __enter__(self) -> StoreTx:
+        self._session = Session(self._store.engine, expire_on_commit=False)
+        return StoreTx(self._session)
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self._session is not None
+        self._session.rollback()
+        self._session.close()
+
+
+class StoreTx:
+    """Domain operations inside one database transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- probe results ---------------------------------------------------
+    def add_result(self, result: ProbeResult) -> ProbeResultRow:
+        row = ProbeResultRow(
+            check_id=result.check_id,
+            component_id=result.component_id,
+            region=result.region,
+            started_at=result.started_at,
+            ok=result.ok,
+            error=result.error.value if result.error else None,
+            detail=result.detail[:2000],
+            status_code=result.status_code,
+            latency_ms=result.latency_ms,
+            step=result.step,
+            attempt=result.attempt,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def results(
+        self,
+        *,
+        check_id: str | None = None,
+        component_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[ProbeResultRow]:
+        query = select(ProbeResultRow)
+        if check_id is not None:
+            query = query.where(ProbeResultRow.check_id == check_id)
+        if component_id is not None:
+            query = query.where(ProbeResultRow.component_id == component_id)
+        if since is not None:
+            query = query.where(col(ProbeResultRow.started_at) >= since)
+        if until is not None:
+            query = query.where(col(ProbeResultRow.started_at) < until)
+        order = col(ProbeResultRow.started_at)
+        query = query.order_by(order.desc() if newest_first else order.asc(), col(ProbeResultRow.id).desc() if newest_first else col(ProbeResultRow.id))
+        if limit is not None:
+            query = query.limit(limit)
+        return list(self.session.exec(query))
+
+    def count_results(self) -> int:
+        return int(self.session.exec(select(func.count()).select_from(ProbeResultRow)).one())
+
+    # -- check and component state ----------------------------------------
+    def check_state(self, check_id: str, component_id: str) -> CheckStateRow:
+        row = self.session.get(CheckStateRow, check_id)
+        if row is None:
+            row = CheckStateRow(check_id=check_id, component_id=component_id)
+            self.session.add(row)
+        return row
+
+    def check_states(self) -> list[CheckStateRow]:
+        return list(self.session.exec(select(CheckStateRow)))
+
+    def component_states(self) -> dict[str, ComponentStateRow]:
+        return {row.component_id: row for row in self.session.exec(select(ComponentStateRow))}
+
+    def set_component_status(
+        self, component_id: str, status: str, *, at: datetime, cause: str, incident_id: int | None = None
+    ) -> TransitionRow | None:
+        """Set a component's status; write and return a transition row when it changed."""
+        row = self.session.get(ComponentStateRow, component_id)
+        if row is None:
+            row = ComponentStateRow(component_id=component_id, status="operational", since=at, updated_at=at)
+            self.session.add(row)
+        row.updated_at = at
+        if row.status == status:
+            return None
+        transition = TransitionRow(
+            component_id=component_id,
+            from_status=row.status,
+            to_status=status,
+            at=at,
+            cause=cause[:2000],
+            incident_id=incident_id,
+        )
+        row.status, row.since = status, at
+        self.session.add(transition)
+        self.session.flush()
+        return transition
+
+    def transitions(self, *, component_id: str | None = None, limit: int = 100) -> list[TransitionRow]:
+        query = select(TransitionRow)
+        if component_id:
+            query = query.where(TransitionRow.component_id == component_id)
+        query = query.order_by(col(TransitionRow.at).desc(), col(TransitionRow.id).desc()).limit(limit)
+        return list(self.session.exec(query))
+
+    # -- incidents --------------------------------------------------------
+    def add_incident(self, incident: IncidentRow, components: dict[str, str]) -> IncidentRow:
+        self.session.add(incident)
+        self.session.flush()
+        assert incident.id is not None
+        for component_id, status in components.items():
+            self.session.add(
+                IncidentComponentRow(incident_id=incident.id, component_id=component_id, status=status)
+            )
+        self.session.flush()
+        return incident
+
+    def incident(self, incident_id: int) -> IncidentRow | None:
+        return self.session.get(IncidentRow, incident_id)
+
+    def incidents(
+        self, *, unresolved: bool | None = None, since: datetime | None = None, limit: int | None = None
+    ) -> list[IncidentRow]:
+        query = select(IncidentRow)
+        if unresolved is True:
+            query = query.where(IncidentRow.status != "resolved")
+        elif unresolved is False:
+            query = query.where(IncidentRow.status == "resolved")
+        if since is not None:
+            query = query.where(col(IncidentRow.started_at) >= since)
+        query = query.order_by(col(IncidentRow.started_at).desc(), col(IncidentRow.id).desc())
+        if limit is not None:
+            query = query.limit(limit)
+        return list(self.session.exec(query))
+
+    def incident_components(self, incident_id: int) -> dict[str, str]:
+        rows = self.session.exec(
+            select(IncidentComponentRow).where(IncidentComponentRow.incident_id == incident_id)
+        )
+        return {row.component_id: row.status for row in rows}
+
+    def set_incident_component(self, incident_id: int, component_id: str, status: str) -> None:
+        row = self.session.get(IncidentComponentRow, (incident_id, component_id))
+        if row is None:
+            self.session.add(
+                IncidentComponentRow(incident_id=incident_id, component_id=component_id, status=status)
+            )
+        else:
+            row.status = status
+        self.session.flush()
+
+    def add_update(self, update_row: IncidentUpdateRow) -> IncidentUpdateRow:
+        self.session.add(update_row)
+        self.session.flush()
+        return update_row
+
+    def updates(self, incident_id: int) -> list[IncidentUpdateRow]:
+        query = (
+            select(IncidentUpdateRow)
+            .where(IncidentUpdateRow.incident_id == incident_id)
+            .order_by(col(IncidentUpdateRow.at), col(IncidentUpdateRow.id))
+        )
+        return list(self.session.exec(query))
+
+    # -- alert deliveries --------------------------------------------------
+    def add_delivery(self, delivery: AlertDeliveryRow) -> AlertDeliveryRow:
+        self.session.add(delivery)
+        self.session.flush()
+        return delivery
+
+    def due_deliveries(self, now: datetime, *, limit: int = 100) -> list[AlertDeliveryRow]:
+        query = (
+            select(AlertDeliveryRow)
+            .where(AlertDeliveryRow.status == "pending", col(AlertDeliveryRow.next_attempt_at) <= now)
+            .order_by(col(AlertDeliveryRow.id))
+            .limit(limit)
+        )
+        return list(self.session.exec(query))
+
+    def claim_delivery(self, delivery_id: int, now: datetime) -> bool:
+        """Mark a pending delivery as being sent. True for exactly one claimant."""
+        result = self.session.execute(
+            update(AlertDeliveryRow)
+            .where(col(AlertDeliveryRow.id) == delivery_id, col(AlertDeliveryRow.status) == "pending")
+            .values(status="sending", attempts=AlertDeliveryRow.attempts + 1, next_attempt_at=now)  # type: ignore[arg-type]
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def delivery(self, delivery_id: int) -> AlertDeliveryRow | None:
+        return self.session.get(AlertDeliveryRow, delivery_id)
+
+    def deliveries(self, *, status: Sequence[str] | None = None, incident_id: int | None = None) -> list[AlertDeliveryRow]:
+        query = select(AlertDeliveryRow)
+        if status:
+            query = query.where(col(AlertDeliveryRow.status).in_(list(status)))
+        if incident_id is not None:
+            query = query.where(AlertDeliveryRow.incident_id == incident_id)
+        return list(self.session.exec(query.order_by(col(AlertDeliveryRow.id))))
