@@ -1,0 +1,565 @@
+"""The ``pantau`` command. Exit codes: 0 ok, 1 a check or condition failed, 2 usage or config error."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from checks import ProbeContext, ProbeResult, build_check
+from monitor.alerts import AppriseNotifier
+from monitor.clock import SystemClock
+from monitor.config import ConfigError, Settings, load_settings
+from monitor.incidents import (
+    INCIDENT_STATUSES,
+    IncidentError,
+    open_incident,
+    statement_variables,
+    update_incident,
+)
+from monitor.statements import Statement, StatementError, StatementLibrary
+from monitor.store import IncidentRow, Store, StoreError, StoreTx
+
+app = typer.Typer(
+    name="pantau",
+    help="Pantau: a public status monitor and outage tracker.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+incident_app = typer.Typer(help="The comms workflow: open, update and resolve incidents.", no_args_is_help=True)
+app.add_typer(incident_app, name="incident")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+log = logging.getLogger("monitor")
+
+
+class _State:
+    config_path: Path = Path("config.toml")
+    settings: Settings | None = None
+
+
+state = _State()
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    # Apprise logs the URLs it is given at debug level; those may hold secrets.
+    logging.getLogger("apprise").setLevel(max(level, logging.WARNING))
+    # "skipped: maximum number of running instances" is expected when a target hangs.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        Path, typer.Option("--config", "-c", envvar="PANTAU_CONFIG", help="Config file (TOML).")
+    ] = Path("config.toml"),
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv: debug).")] = 0,
+) -> None:
+    state.config_path = config
+    _setup_logging(verbose)
+
+
+def settings() -> Settings:
+    """The loaded config; on error print every problem and exit 2."""
+    if state.settings is None:
+        try:
+            state.settings = load_settings(state.config_path)
+        except ConfigError as exc:
+            err.print(f"[bold red]config error[/] in {exc.source}:", markup=True)
+            for path, message in exc.errors:
+                err.print(f"  {path}: {message}", markup=False)
+            raise typer.Exit(2) from None
+    return state.settings
+
+
+def open_store(cfg: Settings) -> Store:
+    try:
+        return Store(cfg.storage.url.reveal())
+    except StoreError as exc:
+        err.print(f"storage error ({cfg.storage.url.masked()}): {exc}", markup=False)
+        raise typer.Exit(2) from None
+
+
+# -- validate -----------------------------------------------------------------
+@app.command()
+def validate() -> None:
+    """Parse the config and print a summary, or every error with its key path (exit 2)."""
+    cfg = settings()
+    out.print(f"{state.config_path}: OK", markup=False)
+    out.print(
+        f"  site: {cfg.site.title.get(cfg.site.languages[0])!r}, zone {cfg.site.timezone}, "
+        f"languages {', '.join(cfg.site.languages)}, output {cfg.site.output_dir}",
+        markup=False,
+    )
+    out.print(f"  storage: {cfg.storage.url.masked()}", markup=False)
+    out.print(f"  components ({len(cfg.components)}):", markup=False)
+    for component in cfg.components:
+        checks = cfg.checks_of(component.id)
+        out.print(
+            f"    {component.id}: {component.name.get('id')} / {component.name.get('en')} "
+            f"- {len(checks)} check(s)",
+            markup=False,
+        )
+    out.print(f"  checks ({len(cfg.checks)}):", markup=False)
+    for check in cfg.checks:
+        interval = check.interval.total_seconds()
+        out.print(f"    {check.id}: {check.kind} every {interval:g}s -> {check.component}", markup=False)
+    rule = cfg.detection
+    out.print(
+        f"  detection: down after {rule.failures_to_down} failures, "
+        f"up after {rule.passes_to_recover} passes",
+        markup=False,
+    )
+    out.print(f"  alerts: {len(cfg.alerts.notify)} target(s)", markup=False)
+
+
+# -- check --------------------------------------------------------------------
+@app.command()
+def check(
+    check_ids: Annotated[list[str] | None, typer.Argument(help="Checks to run (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per check per line.")] = False,
+) -> None:
+    """Run checks once now and print the results. Exit 1 when any failed."""
+    cfg = settings()
+    known = {c.id: c for c in cfg.checks}
+    unknown = [cid for cid in check_ids or [] if cid not in known]
+    if unknown:
+        err.print(f"unknown check(s): {', '.join(unknown)}; known: {', '.join(known)}", markup=False)
+        raise typer.Exit(2)
+    selected = [known[cid] for cid in check_ids] if check_ids else list(cfg.checks)
+    results = asyncio.run(_run_checks(cfg, selected))
+    if as_json:
+        for result in results:
+            out.print(json.dumps(result.as_json(), ensure_ascii=False), markup=False)
+    else:
+        _print_results(results)
+    raise typer.Exit(0 if all(r.ok for r in results) else 1)
+
+
+async def _run_checks(cfg: Settings, selected: list[Any]) -> list[ProbeResult]:
+    from monitor.runtime import make_client
+
+    async with make_client(cfg) as client:
+        ctx = ProbeContext(client=client, clock=SystemClock(), region=cfg.probe.region)
+        return list(await asyncio.gather(*(build_check(c).run(ctx) for c in selected)))
+
+
+def _print_results(results: list[ProbeResult]) -> None:
+    table = Table("check", "component", "result", "status", "latency", "detail")
+    for r in results:
+        verdict = "[green]ok[/]" if r.ok else f"[red]{r.error}[/]"
+        latency = "" if r.latency_ms is None else f"{r.latency_ms:.0f} ms"
+        table.add_row(r.check_id, r.component_id, verdict, str(r.status_code or ""), latency, r.detail)
+    out.print(table)
+
+
+# -- run ----------------------------------------------------------------------
+@app.command()
+def run(
+    for_seconds: Annotated[float | None, typer.Option("--for", help="Stop cleanly after this many seconds.")] = None,
+) -> None:
+    """The service: probes, detection, incidents, alerts and periodic publishing."""
+    cfg = settings()
+    if for_seconds is not None and for_seconds <= 0:
+        err.print("--for must be a positive number of seconds", markup=False)
+        raise typer.Exit(2)
+    store = open_store(cfg)
+    try:
+        asyncio.run(_serve(cfg, store, for_seconds))
+    finally:
+        store.close()
+
+
+async def _serve(cfg: Settings, store: Store, duration: float | None) -> None:
+    from monitor.publish import publish_site
+    from monitor.runtime import Engine, make_client
+
+    async with make_client(cfg) as client:
+        engine = Engine(
+            cfg,
+            store,
+            clock=SystemClock(),
+            client=client,
+            notifier=AppriseNotifier(timeout=cfg.alerts.timeout.total_seconds()),
+            publisher=lambda s, c, now: publish_site(s, c, now=now),
+        )
+        log.info("pantau running checks=%s region=%s", len(cfg.checks), cfg.probe.region)
+        await engine.run(duration=duration)
+        log.info("pantau stopped probes=%s", engine.counters.probes)
+
+
+# -- publish ------------------------------------------------------------------
+@app.command()
+def publish(
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: [site] output_dir).")] = None,
+) -> None:
+    """Render the status page from the store."""
+    from monitor.publish import publish_site
+
+    cfg = settings()
+    store = open_store(cfg)
+    try:
+        path = publish_site(store, cfg, now=SystemClock().now(), out_dir=out_dir)
+    finally:
+        store.close()
+    out.print(f"published {path / 'index.html'}", markup=False)
+
+
+# -- status -------------------------------------------------------------------
+@app.command()
+def status() -> None:
+    """For engineers: components, checks, open incidents and alert deliveries that failed."""
+    cfg = settings()
+    store = open_store(cfg)
+    with store.read() as tx:
+        states = tx.component_states()
+        table = Table("component", "status", "since")
+        for component in cfg.components:
+            row = states.get(component.id)
+            table.add_row(component.id, row.status if row else "operational", row.since.isoformat() if row else "")
+        out.print(table)
+        checks = Table("check", "state", "failures", "passes", "last result", "last error")
+        for cs in tx.check_states():
+            checks.add_row(
+                cs.check_id,
+                cs.status,
+                str(cs.consecutive_failures),
+                str(cs.consecutive_passes),
+                cs.last_result_at.isoformat() if cs.last_result_at else "",
+                cs.last_error or "",
+            )
+        out.print(checks)
+        _print_open_incidents(tx)
+        _print_problem_deliveries(tx)
+    store.close()
+
+
+def _print_open_incidents(tx: StoreTx) -> None:
+    open_incidents = tx.incidents(unresolved=True)
+    out.print(f"open incidents: {len(open_incidents)}", markup=False)
+    for incident in open_incidents:
+        out.print(f"  #{incident.id} [{incident.status}] {incident.title('en')}", markup=False)
+
+
+def _print_problem_deliveries(tx: StoreTx) -> None:
+    failed = tx.deliveries(status=["failed", "sending"])
+    pending = tx.deliveries(status=["pending"])
+    out.print(f"alert deliveries: {len(pending)} pending, {len(failed)} failed or unconfirmed", markup=False)
+    for row in failed:
+        out.print(
+            f"  delivery {row.id} incident #{row.incident_id} to {row.target_label}: "
+            f"{row.status} after {row.attempts} attempt(s): {row.last_error or 'outcome unknown'}",
+            markup=False,
+        )
+
+
+# -- incidents ----------------------------------------------------------------
+StatusOpt = Annotated[
+    str | None, typer.Option("--status", help="investigating | identified | monitoring | resolved")
+]
+MessageOpt = Annotated[str | None, typer.Option("--message", "-m", help="Statement in Indonesian.")]
+MessageEnOpt = Annotated[str | None, typer.Option("--message-en", help="Statement in English.")]
+ComponentOpt = Annotated[
+    list[str] | None,
+    typer.Option("--component", help="Affected component: ID or ID=status (repeatable)."),
+]
+TemplateOpt = Annotated[str | None, typer.Option("--template", "-t", help="Statement template name.")]
+AuthorOpt = Annotated[str | None, typer.Option("--author", help="Who speaks (default: your user name).")]
+
+
+def _author(value: str | None) -> str:
+    if value:
+        return value
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "comms")
+
+
+def _parse_components(values: list[str] | None, *, default: str) -> dict[str, str]:
+    components: dict[str, str] = {}
+    for value in values or []:
+        cid, _, status_word = value.partition("=")
+        components[cid.strip()] = status_word.strip() or default
+    return components
+
+
+def _statement(
+    cfg: Settings,
+    *,
+    template: str | None,
+    message: str | None,
+    message_en: str | None,
+    components: list[str],
+    started_at: Any,
+    now: Any,
+) -> Statement:
+    if template:
+        library = StatementLibrary(extra_dir=cfg.resolve_path(cfg.incidents.templates_dir) if cfg.incidents.templates_dir else None)
+        variables = statement_variables(cfg, components, started_at=started_at, now=now)
+        try:
+            rendered = library.render(template, variables)
+        except StatementError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(2) from None
+        return Statement(id=message or rendered.id, en=message_en or rendered.en)
+    if not message and not message_en:
+        err.print("give --message (and --message-en) or --template NAME", markup=False)
+        raise typer.Exit(2)
+    return Statement(id=message or message_en or "", en=message_en or message or "")
+
+
+def _incident_json(tx: StoreTx, incident: IncidentRow, *, with_updates: bool) -> dict[str, Any]:
+    assert incident.id is not None
+    data: dict[str, Any] = {
+        "id": incident.id,
+        "status": incident.status,
+        "title": incident.title_id,
+        "title_en": incident.title_en,
+        "impact": incident.impact,
+        "automatic": incident.automatic,
+        "components": tx.incident_components(incident.id),
+        "started_at": incident.started_at.isoformat(),
+        "updated_at": incident.updated_at.isoformat(),
+        "resolved_at": incident.resolved_at.isoformat() if incident.resolved_at else None,
+    }
+    if with_updates:
+        data["updates"] = [
+            {
+                "id": u.id,
+                "at": u.at.isoformat(),
+                "status": u.status,
+                "event": u.event,
+                "author": u.author,
+                "message": u.message_id,
+                "message_en": u.message_en,
+            }
+            for u in tx.updates(incident.id)
+        ]
+    return data
+
+
+@incident_app.command("list")
+def incident_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per incident per line.")] = False,
+    unresolved: Annotated[bool, typer.Option("--open", help="Only unresolved incidents.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List incidents, newest first."""
+    cfg = settings()
+    store = open_store(cfg)
+    with store.read() as tx:
+        incidents = tx.incidents(unresolved=True if unresolved else None, limit=limit)
+        if as_json:
+            for incident in incidents:
+                out.print(json.dumps(_incident_json(tx, incident, with_updates=False), ensure_ascii=False), markup=False)
+        else:
+            table = Table("id", "status", "title", "components", "started", "resolved")
+            for incident in incidents:
+                assert incident.id is not None
+                table.add_row(
+                    str(incident.id),
+                    incident.status,
+                    incident.title_id,
+                    ", ".join(tx.incident_components(incident.id)),
+                    incident.started_at.astimezone(cfg.site.zone).strftime("%Y-%m-%d %H:%M %Z"),
+                    incident.resolved_at.astimezone(cfg.site.zone).strftime("%Y-%m-%d %H:%M %Z") if incident.resolved_at else "",
+                )
+            out.print(table)
+    store.close()
+
+
+@incident_app.command("show")
+def incident_show(
+    incident_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object with its updates.")] = False,
+) -> None:
+    """Show one incident with its timeline."""
+    cfg = settings()
+    store = open_store(cfg)
+    with store.read() as tx:
+        incident = tx.incident(incident_id)
+        if incident is None:
+            err.print(f"no incident {incident_id}", markup=False)
+            raise typer.Exit(1)
+        data = _incident_json(tx, incident, with_updates=True)
+    store.close()
+    if as_json:
+        out.print(json.dumps(data, ensure_ascii=False), markup=False)
+        return
+    out.print(f"#{data['id']} [{data['status']}] {data['title']} / {data['title_en']}", markup=False)
+    out.print(f"components: {data['components']}", markup=False)
+    for u in data["updates"]:
+        out.print(f"  {u['at']} {u['status']:<13} {u['author']}: {u['message']}", markup=False)
+        if u["message_en"] and u["message_en"] != u["message"]:
+            out.print(f"  {'':<{len(u['at'])}} {'':<13} (en) {u['message_en']}", markup=False)
+
+
+@incident_app.command("open")
+def incident_open(
+    title: Annotated[str | None, typer.Option("--title", help="Title in Indonesian.")] = None,
+    title_en: Annotated[str | None, typer.Option("--title-en", help="Title in English.")] = None,
+    status_: StatusOpt = None,
+    message: MessageOpt = None,
+    message_en: MessageEnOpt = None,
+    component: ComponentOpt = None,
+    template: TemplateOpt = None,
+    author: AuthorOpt = None,
+) -> None:
+    """Open an incident (prints its id)."""
+    cfg = settings()
+    now = SystemClock().now()
+    components = _parse_components(component, default="major_outage")
+    statement = _statement(
+        cfg, template=template or (None if message or message_en else "investigating"), message=message,
+        message_en=message_en, components=list(components), started_at=now, now=now,
+    )
+    names = statement_variables(cfg, list(components), started_at=now, now=now)
+    default_title = Statement(
+        id=f"Gangguan pada {names['id']['components']}" if components else "Gangguan layanan",
+        en=f"{names['en']['components']} disruption" if components else "Service disruption",
+    )
+    store = open_store(cfg)
+    try:
+        with store.tx() as tx:
+            incident = open_incident(
+                tx, cfg, now=now, components=components, statement=statement,
+                title=Statement(id=title or title_en or default_title.id, en=title_en or title or default_title.en),
+                status=status_ or "investigating", author=_author(author),
+            )
+            incident_id = incident.id
+    except IncidentError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    out.print(f"opened incident #{incident_id}", markup=False)
+
+
+def _change(
+    incident_id: int, *, status_word: str | None, message: str | None, message_en: str | None,
+    component: list[str] | None, template: str | None, author: str | None,
+) -> None:
+    cfg = settings()
+    now = SystemClock().now()
+    store = open_store(cfg)
+    try:
+        with store.tx() as tx:
+            incident = tx.incident(incident_id)
+            if incident is None:
+                raise IncidentError(f"no incident {incident_id}")
+            assert incident.id is not None
+            components = _parse_components(component, default="major_outage")
+            affected = sorted(set(tx.incident_components(incident.id)) | set(components))
+            statement = _statement(
+                cfg, template=template, message=message, message_en=message_en,
+                components=affected, started_at=incident.started_at, now=now,
+            )
+            update_incident(
+                tx, cfg, incident_id, now=now, statement=statement, status=status_word,
+                author=_author(author), components=components,
+            )
+            new_status = incident.status
+    except IncidentError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    out.print(f"incident #{incident_id} is now {new_status}", markup=False)
+
+
+@incident_app.command("update")
+def incident_update(
+    incident_id: int,
+    status_: StatusOpt = None,
+    message: MessageOpt = None,
+    message_en: MessageEnOpt = None,
+    component: ComponentOpt = None,
+    template: TemplateOpt = None,
+    author: AuthorOpt = None,
+) -> None:
+    """Post a statement to an incident's timeline (optionally changing its status)."""
+    if status_ is not None and status_ not in INCIDENT_STATUSES:
+        err.print(f"--status must be one of {', '.join(INCIDENT_STATUSES)}", markup=False)
+        raise typer.Exit(2)
+    _change(incident_id, status_word=status_, message=message, message_en=message_en,
+            component=component, template=template, author=author)
+
+
+@incident_app.command("resolve")
+def incident_resolve(
+    incident_id: int,
+    message: MessageOpt = None,
+    message_en: MessageEnOpt = None,
+    template: TemplateOpt = None,
+    author: AuthorOpt = None,
+) -> None:
+    """Resolve an incident (default statement: the ``resolved`` template)."""
+    _change(incident_id, status_word="resolved", message=message, message_en=message_en,
+            component=None, template=template or (None if message or message_en else "resolved"), author=author)
+
+
+@incident_app.command("templates")
+def incident_templates() -> None:
+    """List statement templates, one a line."""
+    cfg = settings()
+    extra = cfg.resolve_path(cfg.incidents.templates_dir) if cfg.incidents.templates_dir else None
+    for name in StatementLibrary(extra_dir=extra).names():
+        out.print(name, markup=False)
+
+
+# -- demo and serve ---------------------------------------------------------------
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the status page goes.")] = Path("site"),
+) -> None:
+    """The offline end-to-end demo: a simulated site buckles, Pantau notices, alerts and publishes."""
+    from monitor.demo import run_demo
+
+    code = run_demo(out_dir=out_dir, console=out)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8000,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Folder to serve (default: [site] output_dir).")] = None,
+) -> None:
+    """Preview the published status page on http://127.0.0.1:PORT/."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    root = directory or settings().resolve_path(settings().site.output_dir)
+    if not (root / "index.html").exists():
+        err.print(f"{root} has no index.html yet; run 'pantau publish' first", markup=False)
+        raise typer.Exit(1)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
+    with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        out.print(f"serving {root} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)", markup=False)
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except ConfigError as exc:  # configs built by other commands
+        err.print(str(exc), markup=False)
+        sys.exit(2)

@@ -1,0 +1,281 @@
+"""Incidents: opened, updated and resolved automatically and by the comms team.
+
+Automatic events and human statements form one timeline of
+:class:`~monitor.store.IncidentUpdateRow`. Opening, resolving and reopening an
+incident enqueue alert deliveries in the same transaction (see ``monitor.alerts``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from monitor.alerts import enqueue_alerts
+from monitor.config import Settings
+from monitor.detect import MAJOR_OUTAGE, OPERATIONAL, SEVERITY, ComponentChange
+from monitor.i18n import format_duration, format_time, join_names
+from monitor.statements import Statement, StatementLibrary
+from monitor.store import IncidentRow, IncidentUpdateRow, StoreTx
+
+INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved")
+AUTHOR_AUTO = "pantau"
+
+
+class IncidentError(Exception):
+    """An incident operation was refused (unknown id, bad status, unknown component)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """What an incident operation did, for logs, the CLI and the demo's timeline."""
+
+    incident_id: int
+    event: str  # opened | joined | recovered | resolved | reopened | update
+    at: datetime
+    title: str
+    components: tuple[str, ...]
+
+
+def _names(settings: Settings, component_ids: list[str], lang: str) -> str:
+    order = {c.id: i for i, c in enumerate(settings.components)}
+    component_ids = sorted(component_ids, key=lambda cid: (order.get(cid, len(order)), cid))
+    names = []
+    for cid in component_ids:
+        try:
+            names.append(settings.component(cid).name.get(lang))
+        except KeyError:
+            names.append(cid)
+    return join_names(names, lang)
+
+
+def statement_variables(
+    settings: Settings, component_ids: list[str], *, started_at: datetime, now: datetime, **extra: Any
+) -> dict[str, dict[str, Any]]:
+    """Variables of a statement template, per language."""
+    zone = settings.site.zone
+    return {
+        lang: {
+            "components": _names(settings, component_ids, lang),
+            "started_at": format_time(started_at, zone, lang),
+            "now": format_time(now, zone, lang),
+            "duration": format_duration(now - started_at, lang),
+            **extra,
+        }
+        for lang in ("id", "en")
+    }
+
+
+def _impact(statuses: dict[str, str]) -> str:
+    worst = max((SEVERITY.get(s, 0) for s in statuses.values()), default=0)
+    return {4: "major", 3: "minor", 2: "minor"}.get(worst, "none")
+
+
+def open_incident(
+    tx: StoreTx,
+    settings: Settings,
+    *,
+    now: datetime,
+    components: dict[str, str],
+    statement: Statement,
+    title: Statement,
+    status: str = "investigating",
+    author: str = AUTHOR_AUTO,
+    automatic: bool = False,
+    evidence: str = "",
+) -> IncidentRow:
+    """Open an incident with a first timeline entry and enqueue its alerts (with ``evidence``)."""
+    _validate(settings, status, components)
+    incident = tx.add_incident(
+        IncidentRow(
+            title_id=title.id,
+            title_en=title.en,
+            status=status,
+            impact=_impact(components),
+            automatic=automatic,
+            started_at=now,
+            updated_at=now,
+        ),
+        components,
+    )
+    entry = _add_entry(tx, incident, now=now, status=status, statement=statement, author=author, event="opened")
+    enqueue_alerts(tx, settings, incident, entry, now=now, evidence=evidence)
+    return incident
+
+
+def _validate(settings: Settings, status: str, components: dict[str, str]) -> None:
+    if status not in INCIDENT_STATUSES:
+        raise IncidentError(f"unknown status {status!r}; use one of {', '.join(INCIDENT_STATUSES)}")
+    known = {c.id for c in settings.components}
+    unknown = sorted(set(components) - known)
+    if unknown:
+        raise IncidentError(f"unknown component(s): {', '.join(unknown)}")
+
+
+def _add_entry(
+    tx: StoreTx,
+    incident: IncidentRow,
+    *,
+    now: datetime,
+    status: str,
+    statement: Statement,
+    author: str,
+    event: str,
+) -> IncidentUpdateRow:
+    assert incident.id is not None
+    return tx.add_update(
+        IncidentUpdateRow(
+            incident_id=incident.id,
+            at=now,
+            status=status,
+            author=author,
+            message_id=statement.id,
+            message_en=statement.en,
+            automatic=author == AUTHOR_AUTO,
+            event=event,
+        )
+    )
+
+
+def update_incident(
+    tx: StoreTx,
+    settings: Settings,
+    incident_id: int,
+    *,
+    now: datetime,
+    statement: Statement,
+    status: str | None = None,
+    author: str,
+    components: dict[str, str] | None = None,
+) -> IncidentRow:
+    """Add a statement to an incident; ``status="resolved"`` resolves it, a new status on a
+    resolved incident reopens it. Raises IncidentError."""
+    incident = tx.incident(incident_id)
+    if incident is None:
+        raise IncidentError(f"no incident {incident_id}")
+    new_status = status or incident.status
+    _validate(settings, new_status, components or {})
+    for component_id, component_status in (components or {}).items():
+        tx.set_incident_component(incident_id, component_id, component_status)
+    event = _event_for(incident.status, new_status)
+    incident.status, incident.updated_at = new_status, now
+    if event == "resolved":
+        incident.resolved_at = now
+        for component_id in tx.incident_components(incident_id):
+            tx.set_incident_component(incident_id, component_id, OPERATIONAL)
+    elif event == "reopened":
+        incident.resolved_at = None
+    entry = _add_entry(tx, incident, now=now, status=new_status, statement=statement, author=author, event=event)
+    if event in ("resolved", "reopened"):
+        enqueue_alerts(tx, settings, incident, entry, now=now)
+    return incident
+
+
+def _event_for(old: str, new: str) -> str:
+    if new == "resolved" and old != "resolved":
+        return "resolved"
+    if old == "resolved" and new != "resolved":
+        return "reopened"
+    return "update"
+
+
+class IncidentAutomation:
+    """Opens, joins and resolves automatic incidents from component changes."""
+
+    def __init__(self, settings: Settings, statements: StatementLibrary) -> None:
+        self.settings = settings
+        self.statements = statements
+
+    def handle(self, tx: StoreTx, change: ComponentChange, *, now: datetime) -> IncidentEvent | None:
+        """Apply one component change to the incidents, in ``tx``."""
+        if change.is_failure:
+            return self._on_failure(tx, change, now=now)
+        if change.is_recovery:
+            return self._on_recovery(tx, change, now=now)
+        return None
+
+    def _open_for(self, tx: StoreTx, component_id: str) -> IncidentRow | None:
+        """The unresolved incident a failing component belongs to: one naming it, else an
+        automatic one (so a wave breaking four components makes one incident, not four)."""
+        open_incidents = tx.incidents(unresolved=True)
+        for incident in open_incidents:
+            assert incident.id is not None
+            if component_id in tx.incident_components(incident.id):
+                return incident
+        return next((i for i in open_incidents if i.automatic), None)
+
+    def _on_failure(self, tx: StoreTx, change: ComponentChange, *, now: datetime) -> IncidentEvent | None:
+        incident = self._open_for(tx, change.component_id)
+        if incident is not None:
+            assert incident.id is not None
+            tx.set_incident_component(incident.id, change.component_id, change.to_status)
+            affected = tx.incident_components(incident.id)
+            incident.impact = _impact(affected)
+            incident.updated_at = now
+            if incident.automatic:
+                self._retitle(incident, sorted(affected), now=now)
+            note = self._joined_note(change)
+            _add_entry(tx, incident, now=now, status=incident.status, statement=note, author=AUTHOR_AUTO, event="update")
+            return IncidentEvent(incident.id, "joined", now, incident.title_id, (change.component_id,))
+        if not self.settings.detection.auto_incidents:
+            return None
+        started = change.result.started_at
+        variables = statement_variables(self.settings, [change.component_id], started_at=started, now=now)
+        incident = open_incident(
+            tx,
+            self.settings,
+            now=now,
+            components={change.component_id: change.to_status},
+            statement=self.statements.render("investigating", variables),
+            title=self.statements.render("title", variables),
+            automatic=True,
+            evidence=change.evidence,
+        )
+        assert incident.id is not None
+        return IncidentEvent(incident.id, "opened", now, incident.title_id, (change.component_id,))
+
+    def _retitle(self, incident: IncidentRow, component_ids: list[str], *, now: datetime) -> None:
+        """An automatic incident's title names every component it covers."""
+        variables = statement_variables(self.settings, component_ids, started_at=incident.started_at, now=now)
+        title = self.statements.render("title", variables)
+        incident.title_id, incident.title_en = title.id, title.en
+
+    def _joined_note(self, change: ComponentChange) -> Statement:
+        """The public timeline entry when another component joins an open incident.
+
+        Evidence (check names, error details) goes to engineers' alerts, not the public page.
+        """
+        name_id = _names(self.settings, [change.component_id], "id")
+        name_en = _names(self.settings, [change.component_id], "en")
+        words = {MAJOR_OUTAGE: ("tidak dapat diakses", "unavailable")}.get(
+            change.to_status, ("terganggu sebagian", "partially unavailable")
+        )
+        return Statement(id=f"Juga terdampak: {name_id} {words[0]}.", en=f"Also affected: {name_en} {words[1]}.")
+
+    def _on_recovery(self, tx: StoreTx, change: ComponentChange, *, now: datetime) -> IncidentEvent | None:
+        incident = self._open_for(tx, change.component_id)
+        if incident is None or incident.id is None:
+            return None
+        affected = tx.incident_components(incident.id)
+        if change.component_id not in affected:
+            return None
+        tx.set_incident_component(incident.id, change.component_id, OPERATIONAL)
+        affected[change.component_id] = OPERATIONAL
+        all_clear = all(status == OPERATIONAL for status in affected.values())
+        if not (incident.automatic and all_clear):
+            name = (_names(self.settings, [change.component_id], "id"), _names(self.settings, [change.component_id], "en"))
+            note = Statement(id=f"{name[0]} kembali normal.", en=f"{name[1]} is working again.")
+            _add_entry(tx, incident, now=now, status=incident.status, statement=note, author=AUTHOR_AUTO, event="update")
+            incident.updated_at = now
+            return IncidentEvent(incident.id, "recovered", now, incident.title_id, (change.component_id,))
+        variables = statement_variables(self.settings, sorted(affected), started_at=incident.started_at, now=now)
+        update_incident(
+            tx,
+            self.settings,
+            incident.id,
+            now=now,
+            statement=self.statements.render("resolved", variables),
+            status="resolved",
+            author=AUTHOR_AUTO,
+        )
+        return IncidentEvent(incident.id, "resolved", now, incident.title_id, tuple(sorted(affected)))

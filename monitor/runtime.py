@@ -1,0 +1,273 @@
+"""The service: a thin apscheduler wrapper around small steps.
+
+The steps (:meth:`Engine.probe_once`, :meth:`Engine.deliver_pending`,
+:meth:`Engine.publish`) return what they did and are called directly by tests;
+:meth:`Engine.run` only schedules them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from checks import Check, ProbeContext, ProbeResult, build_check
+from checks.http import USER_AGENT
+from monitor.alerts import DeliveryReport, Notifier, deliver_pending
+from monitor.clock import Clock
+from monitor.config import Settings
+from monitor.detect import ComponentChange, record_result
+from monitor.incidents import IncidentAutomation, IncidentEvent
+from monitor.statements import StatementLibrary
+from monitor.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+#: How often due alert deliveries are looked for.
+DELIVERY_INTERVAL = timedelta(seconds=1)
+
+
+def make_client(settings: Settings) -> httpx.AsyncClient:
+    """The one shared HTTP client of a process (an SSL context costs ~20 ms of CPU to build)."""
+    limits = httpx.Limits(max_connections=settings.probe.concurrency * 2, max_keepalive_connections=20)
+    return httpx.AsyncClient(
+        headers={"User-Agent": USER_AGENT},
+        limits=limits,
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    """What :meth:`Engine.probe_once` did."""
+
+    result: ProbeResult
+    change: ComponentChange | None = None
+    incident: IncidentEvent | None = None
+
+
+@dataclass(slots=True)
+class EngineListener:
+    """Optional callbacks for the CLI and the demo to narrate what happens."""
+
+    on_outcome: Callable[[ProbeOutcome], None] | None = None
+    on_delivery: Callable[[DeliveryReport], None] | None = None
+    on_publish: Callable[[Path], None] | None = None
+
+
+@dataclass(slots=True)
+class _Counters:
+    probes: int = 0
+    store_errors: int = 0
+    publishes: int = 0
+    events: list[IncidentEvent] = field(default_factory=list)
+
+
+class Engine:
+    """Probes, detection, incidents, alerts and publishing for one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Clock,
+        client: httpx.AsyncClient,
+        notifier: Notifier,
+        publisher: Callable[[Store, Settings, datetime], Path] | None = None,
+        listener: EngineListener | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.client = client
+        self.notifier = notifier
+        self.publisher = publisher
+        self.listener = listener or EngineListener()
+        self.checks: dict[str, Check] = {c.id: build_check(c) for c in settings.checks}
+        self.automation = IncidentAutomation(settings, StatementLibrary(extra_dir=self._templates_dir()))
+        self.counters = _Counters()
+        self.publish_requested = asyncio.Event()
+
+    def _templates_dir(self) -> Path | None:
+        folder = self.settings.incidents.templates_dir
+        return self.settings.resolve_path(folder) if folder else None
+
+    # -- steps -------------------------------------------------------------
+    async def probe_once(self, check_id: str) -> ProbeOutcome:
+        """Run one check, store its result and apply detection and incidents in one transaction."""
+        check = self.checks[check_id]
+        ctx = ProbeContext(client=self.client, clock=self.clock, region=self.settings.probe.region)
+        result = await check.run(ctx)
+        outcome = await asyncio.to_thread(self._commit, result)
+        self.counters.probes += 1
+        if outcome.change is not None:
+            self.publish_requested.set()
+        if outcome.incident is not None:
+            self.counters.events.append(outcome.incident)
+        if self.listener.on_outcome:
+            self.listener.on_outcome(outcome)
+        return outcome
+
+    def _commit(self, result: ProbeResult) -> ProbeOutcome:
+        now = self.clock.now()
+        with self.store.tx() as tx:
+            change = record_result(tx, self.settings, result)
+            event = self.automation.handle(tx, change, now=now) if change else None
+        if change is not None:
+            log.info(
+                "component changed component=%s from=%s to=%s",
+                change.component_id,
+                change.from_status,
+                change.to_status,
+            )
+        if event is not None:
+            log.info("incident %s id=%s components=%s", event.event, event.incident_id, ",".join(event.components))
+        return ProbeOutcome(result=result, change=change, incident=event)
+
+    def deliver_pending(self) -> DeliveryReport:
+        """Send due alerts (blocking; the runtime calls it in a worker thread)."""
+        report = deliver_pending(self.store, self.settings, self.notifier, now=self.clock.now())
+        if self.listener.on_delivery and (report.sent or report.failed or report.retrying):
+            self.listener.on_delivery(report)
+        return report
+
+    def publish(self) -> Path | None:
+        """Render the status page (blocking). None when no publisher is configured."""
+        if self.publisher is None:
+            return None
+        path = self.publisher(self.store, self.settings, self.clock.now())
+        self.counters.publishes += 1
+        if self.listener.on_publish:
+            self.listener.on_publish(path)
+        return path
+
+    # -- the service ---------------------------------------------------------
+    async def run(self, *, duration: float | None = None, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set, a signal arrives, or ``duration`` seconds pass.
+
+        On the way out: no new probes start, in-flight ones finish and are committed,
+        due alerts are delivered and the site is published once more.
+        """
+        stop = stop or asyncio.Event()
+        runner = _Runner(self, stop)
+        await runner.serve(duration)
+
+
+class _Runner:
+    """Owns the scheduler and the in-flight bookkeeping of :meth:`Engine.run`."""
+
+    def __init__(self, engine: Engine, stop: asyncio.Event) -> None:
+        self.engine = engine
+        self.stop = stop
+        self.inflight: set[asyncio.Task[object]] = set()
+        self.semaphore = asyncio.Semaphore(engine.settings.probe.concurrency)
+        self.scheduler = AsyncIOScheduler(timezone="UTC")
+
+    async def serve(self, duration: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+        self._schedule()
+        self.scheduler.start()
+        publisher = asyncio.create_task(self._publish_loop())
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=duration)
+        finally:
+            self.stop.set()
+            self.scheduler.shutdown(wait=False)
+            await self._drain()
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
+            await self._final_steps()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+    def _schedule(self) -> None:
+        settings = self.engine.settings
+        jitter = settings.probe.jitter.total_seconds()
+        now = datetime.now().astimezone()
+        for check_id, check in self.engine.checks.items():
+            interval = check.settings.interval.total_seconds()
+            first = now + timedelta(seconds=random.uniform(0, min(jitter, interval)))
+            self.scheduler.add_job(
+                self._probe_job,
+                IntervalTrigger(seconds=interval, jitter=jitter or None),
+                args=[check_id],
+                id=f"probe:{check_id}",
+                next_run_time=first,
+                max_instances=1,  # a slow target never piles up probes of itself
+                coalesce=True,  # after a stall, run once, not once per missed slot
+                misfire_grace_time=max(int(interval), 1),
+            )
+        self.scheduler.add_job(
+            self._delivery_job,
+            IntervalTrigger(seconds=DELIVERY_INTERVAL.total_seconds()),
+            id="deliver",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=5,
+        )
+
+    async def _probe_job(self, check_id: str) -> None:
+        if self.stop.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.inflight.add(task)
+        try:
+            async with self.semaphore:
+                await self.engine.probe_once(check_id)
+        except StoreError as exc:
+            self.engine.counters.store_errors += 1
+            log.error("result not stored check=%s error=%s", check_id, exc)
+        except Exception:
+            log.exception("probe step failed check=%s", check_id)
+        finally:
+            self.inflight.discard(task)
+
+    async def _delivery_job(self) -> None:
+        try:
+            await asyncio.to_thread(self.engine.deliver_pending)
+        except Exception:
+            log.exception("alert delivery pass failed")
+
+    async def _publish_loop(self) -> None:
+        interval = self.engine.settings.site.publish_interval.total_seconds()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.engine.publish_requested.wait(), timeout=interval)
+            self.engine.publish_requested.clear()
+            await self._publish_safely()
+
+    async def _publish_safely(self) -> None:
+        try:
+            await asyncio.to_thread(self.engine.publish)
+        except Exception:
+            log.exception("publishing the status page failed")
+
+    async def _drain(self) -> None:
+        timeout = max((c.settings.timeout.total_seconds() for c in self.engine.checks.values()), default=0) + 5
+        pending = {t for t in self.inflight if not t.done()}
+        if pending:
+            log.info("waiting for in-flight probes count=%s", len(pending))
+            await asyncio.wait(pending, timeout=timeout)
+
+    async def _final_steps(self) -> None:
+        await self._delivery_job()
+        await self._publish_safely()
