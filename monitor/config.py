@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from checks import CHECK_KINDS
 from checks.base import ID_PATTERN, CheckSettings
 from checks.http import HttpCheckSettings
-from monitor.fields import Duration, SecretText, Text
+from monitor.fields import Duration, LocalizedText, SecretText, Text
 
 Language = Literal["id", "en"]
 
@@ -43,7 +43,7 @@ class SiteSettings(_Frozen):
     """``[site]``: the public status page."""
 
     #: Page title.
-    title: Text = Field(default_factory=lambda: {"id": "Status Layanan", "en": "Service Status"})  # type: ignore[arg-type]
+    title: Text = LocalizedText(id="Status Layanan", en="Service Status")
     #: Public address of the page, used in alerts and feeds (for example ``https://status.example.id``).
     base_url: str = ""
     #: IANA zone in which times are shown.

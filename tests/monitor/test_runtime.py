@@ -1,0 +1,145 @@
+"""The engine end to end on real loopback servers: a target fails, recovers, and exactly two
+alerts reach a real receiver through Apprise."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.alerts import AppriseNotifier
+from monitor.clock import ManualClock, SystemClock
+from monitor.config import Settings, parse_settings
+from monitor.demo.receiver import AlertReceiver
+from monitor.demo.site import SimulatedSite
+from monitor.publish import publish_site
+from monitor.runtime import Engine, make_client
+from monitor.store import Store
+
+from engine_support import make_config
+
+
+@pytest.fixture
+def site(clock: ManualClock) -> Iterator[SimulatedSite]:
+    # The site's timeline follows the test's clock: the wave opens at +10 s, recovers at +30 s.
+    site = SimulatedSite(
+        wave_opens=10, recovers=30, hang_seconds=0.2, monotonic=clock.monotonic
+    ).start()
+    yield site
+    site.stop()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(settings) as client:
+        yield client
+
+
+def _engine(
+    settings: Settings, store: Store, clock: ManualClock, client: httpx.AsyncClient, out: Path
+) -> Engine:
+    return Engine(
+        settings,
+        store,
+        clock=clock,
+        client=client,
+        notifier=AppriseNotifier(timeout=5),
+        publisher=lambda s, c, now: publish_site(s, c, now=now, out_dir=out),
+    )
+
+
+async def test_failing_then_recovering_target_opens_and_resolves_one_incident(
+    site: SimulatedSite,
+    receiver: AlertReceiver,
+    store: Store,
+    clock: ManualClock,
+    client: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    settings = parse_settings(make_config(notify=[receiver.apprise_url], base_url=site.base_url))
+    engine = _engine(settings, store, clock, client, tmp_path / "site")
+    events: list[str] = []
+    for _ in range(40):  # 40 s of probing the login page, once a second
+        outcome = await engine.probe_once("login-page")
+        if outcome.incident:
+            events.append(f"{clock.monotonic() - 1000:.0f}s {outcome.incident.event}")
+        await asyncio.to_thread(engine.deliver_pending)
+        clock.advance(1)
+    # Fails from +10 s: down at the second failure (+11 s); passes from +30 s: up at +31 s.
+    assert events == ["11s opened", "31s resolved"]
+    assert receiver.wait_for(2, timeout=5)
+    await asyncio.sleep(0.2)
+    titles = [m.title for m in receiver.messages]
+    assert titles == [
+        "[Pantau] OPEN #1: Login disruption",
+        "[Pantau] RESOLVED #1: Login disruption",
+    ]
+    assert all(m.payload.get("type") for m in receiver.messages)  # Apprise's json:// shape
+    with store.read() as tx:
+        assert [d.status for d in tx.deliveries()] == ["sent", "sent"]
+        assert tx.count_results() == 40
+
+
+async def test_run_stops_cleanly_after_its_duration_and_publishes(
+    receiver: AlertReceiver, store: Store, tmp_path: Path
+) -> None:
+    site = SimulatedSite(wave_opens=0, recovers=3600).start()  # failing throughout
+    try:
+        settings = parse_settings(
+            make_config(notify=[receiver.apprise_url], base_url=site.base_url)
+        )
+        out = tmp_path / "site"
+        async with make_client(settings) as client:
+            engine = Engine(
+                settings,
+                store,
+                clock=SystemClock(),
+                client=client,
+                notifier=AppriseNotifier(timeout=5),
+                publisher=lambda s, c, now: publish_site(s, c, now=now, out_dir=out),
+            )
+            await engine.run(duration=3.5)
+    finally:
+        site.stop()
+    assert engine.counters.probes >= 10
+    assert engine.counters.publishes >= 1
+    summary = json.loads((out / "api/v2/summary.json").read_text())
+    statuses = {c["id"]: c["status"] for c in summary["components"]}
+    assert statuses["login"] == "major_outage"
+    with store.read() as tx:
+        (incident,) = tx.incidents()
+        assert incident.status == "investigating"
+        # In-flight results were committed before the engine returned.
+        assert tx.count_results() == engine.counters.probes
+    assert receiver.wait_for(1, timeout=5)
+    assert len(receiver.messages) == 1
+
+
+async def test_a_dead_alert_channel_never_stops_probing(store: Store, tmp_path: Path) -> None:
+    site = SimulatedSite(wave_opens=0, recovers=3600).start()
+    try:
+        settings = parse_settings(
+            make_config(notify=["json://127.0.0.1:9/dead"], base_url=site.base_url)
+        )
+        async with make_client(settings) as client:
+            engine = Engine(
+                settings,
+                store,
+                clock=SystemClock(),
+                client=client,
+                notifier=AppriseNotifier(timeout=1),
+            )
+            await engine.run(duration=2.5)
+    finally:
+        site.stop()
+    assert engine.counters.probes >= 8
+    with store.read() as tx:
+        (delivery,) = tx.deliveries()
+    assert delivery.status == "pending"
+    assert delivery.attempts >= 1
+    assert isinstance(delivery.next_attempt_at, datetime)
