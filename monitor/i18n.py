@@ -19,9 +19,12 @@ def format_time(moment: datetime, zone: ZoneInfo, lang: str) -> str:
     local = moment.astimezone(zone)
     months = _MONTHS.get(lang, _MONTHS["en"])
     sep = "." if lang == "id" else ":"
+    abbreviation = local.strftime("%Z")
+    if abbreviation.startswith(("+", "-")):  # zones without a letter abbreviation give "+07"
+        abbreviation = f"UTC{abbreviation}"
     return (
         f"{local.day} {months[local.month - 1]} {local.year}, "
-        f"{local.hour:02d}{sep}{local.minute:02d} {local.tzname()}"
+        f"{local.hour:02d}{sep}{local.minute:02d} {abbreviation}"
     )
 
 
