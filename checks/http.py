@@ -9,21 +9,37 @@ and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import ClassVar, Literal
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from checks.base import CheckSettings, ErrorClass, ProbeContext, ProbeResult
-from monitor.fields import ByteSize, Duration, SecretText, StatusRanges, StatusSpec, StrList
+from monitor.fields import ByteSize, Duration, Secret, SecretText, StatusRanges, StatusSpec, StrList
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field names
 DEFAULT_MAX_BODY = 1024 * 1024
 USER_AGENT = "Pantau/0.1 (+status monitor)"
+#: What we offer: the codings :class:`CappedBody` can decode within its cap. (httpx would
+#: also offer br/zstd once those packages are installed, which we could not cap.)
+ACCEPT_ENCODING = "gzip, deflate"
+_WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_DNS_TEXTS = (
+    "name or service not known",
+    "nodename nor servname",
+    "temporary failure in name resolution",
+    "no address associated with hostname",
+    "getaddrinfo failed",
+)
+_TLS_TEXTS = ("[ssl", "certificate_verify_failed", "certificate verify failed")
 
 
 class HttpCheckSettings(CheckSettings):
@@ -49,6 +65,18 @@ class HttpCheckSettings(CheckSettings):
     #: Follow redirects (up to ``max_redirects``; beyond fails with ``redirect_loop``).
     follow_redirects: bool = True
     max_redirects: int = Field(default=10, ge=0, le=50)
+
+    @field_validator("headers")
+    @classmethod
+    def _sendable_headers(cls, value: dict[str, Secret]) -> dict[str, Secret]:
+        """Refuse at load time what would fail (and be echoed) at probe time."""
+        for name, header in value.items():
+            if not _TOKEN.match(name):
+                raise ValueError(f"invalid header name {name!r}")
+            text = header.reveal()
+            if any(ch in text for ch in "\r\n\x00") or not text.isascii():
+                raise ValueError(f"header {name!r}: value must be printable ASCII on one line")
+        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,58 +108,98 @@ class ProbeFailure(Exception):
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it was raised from, as a traceback would show them."""
     chain: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in chain and len(chain) < 10:
         chain.append(current)
-        current = current.__cause__ or current.__context__
+        # An implicit context that was suppressed (``raise ... from None``) is unrelated.
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
     return chain
 
 
-def classify_exception(exc: BaseException) -> tuple[ErrorClass, str]:
+def classify_exception(
+    exc: BaseException, *, secrets: Collection[str] = ()
+) -> tuple[ErrorClass, str]:
     """Map an exception from a probe's transport to an error class and a short detail.
 
-    The single place where httpx's exceptions become Pantau's error classes.
+    The single place where httpx's exceptions become Pantau's error classes. Anything
+    unforeseen is ``protocol``. Every value in ``secrets`` is masked in the detail (some
+    errors quote a request header). Never raises.
     """
     chain = _causes(exc)
-    text = " ".join(str(e) for e in chain)
-    if isinstance(exc, httpx.TimeoutException | TimeoutError | asyncio.TimeoutError):
-        phase = {
-            httpx.ConnectTimeout: "connecting",
-            httpx.ReadTimeout: "waiting for the response",
-            httpx.WriteTimeout: "sending the request",
-            httpx.PoolTimeout: "waiting for a free connection",
-        }.get(type(exc), "")
-        return ErrorClass.TIMEOUT, f"timed out {phase}".strip()
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return ErrorClass.TIMEOUT, _timeout_detail(exc)
     if isinstance(exc, httpx.TooManyRedirects):
         return ErrorClass.REDIRECT_LOOP, "too many redirects"
-    if any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain) or (
-        "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text
-    ):
-        return ErrorClass.TLS, f"TLS handshake failed: {_short(chain)}"
-    if any(isinstance(e, socket.gaierror) for e in chain) or "Name or service not known" in text:
-        return ErrorClass.DNS, f"name resolution failed: {_short(chain)}"
-    if isinstance(exc, httpx.ConnectError):
-        return ErrorClass.CONNECT, f"connection failed: {_short(chain)}"
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.CloseError):
-        return ErrorClass.CONNECT, f"connection lost: {_short(chain)}"
+    # Before the text probes below: a garbage status line may quote anything, even "[SSL".
     if isinstance(exc, httpx.UnsupportedProtocol):
-        return ErrorClass.PROTOCOL, f"unsupported protocol: {_short(chain)}"
+        return ErrorClass.PROTOCOL, f"unsupported protocol: {_short(chain, secrets)}"
     if isinstance(exc, httpx.DecodingError):
-        return ErrorClass.PROTOCOL, f"undecodable body: {_short(chain)}"
+        return ErrorClass.PROTOCOL, f"undecodable body: {_short(chain, secrets)}"
     if isinstance(exc, httpx.ProtocolError | httpx.InvalidURL):
-        return ErrorClass.PROTOCOL, f"protocol error: {_short(chain)}"
-    if isinstance(exc, OSError):
-        return ErrorClass.CONNECT, f"connection failed: {_short(chain)}"
-    return ErrorClass.PROTOCOL, f"unexpected {type(exc).__name__}: {_short(chain)}"
+        return ErrorClass.PROTOCOL, f"protocol error: {_short(chain, secrets)}"
+    if isinstance(exc, httpx.TransportError | OSError):
+        return _classify_network(exc, chain, secrets)
+    return ErrorClass.PROTOCOL, f"unexpected {type(exc).__name__}: {_short(chain, secrets)}"
 
 
-def _short(chain: list[BaseException]) -> str:
+def _timeout_detail(exc: BaseException) -> str:
+    phases: dict[type[BaseException], str] = {
+        httpx.ConnectTimeout: "connecting",
+        httpx.ReadTimeout: "waiting for the response",
+        httpx.WriteTimeout: "sending the request",
+        httpx.PoolTimeout: "waiting for a free connection",
+    }
+    return f"timed out {phases.get(type(exc), '')}".strip()
+
+
+def _classify_network(
+    exc: BaseException, chain: list[BaseException], secrets: Collection[str]
+) -> tuple[ErrorClass, str]:
+    # The cause is the reliable signal; the text covers errors rebuilt without one.
+    text = " ".join(_text(e) for e in chain).lower()
+    if any(isinstance(e, ssl.SSLError | ssl.CertificateError) for e in chain) or any(
+        marker in text for marker in _TLS_TEXTS
+    ):
+        return ErrorClass.TLS, f"TLS handshake failed: {_short(chain, secrets)}"
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+        marker in text for marker in _DNS_TEXTS
+    ):
+        return ErrorClass.DNS, f"name resolution failed: {_short(chain, secrets)}"
+    if isinstance(exc, httpx.ReadError | httpx.WriteError | httpx.CloseError):
+        return ErrorClass.CONNECT, f"connection lost: {_short(chain, secrets)}"
+    return ErrorClass.CONNECT, f"connection failed: {_short(chain, secrets)}"
+
+
+def _text(exc: BaseException) -> str:
+    try:
+        return str(exc).strip()
+    except Exception:  # a broken __str__ must not turn a result into a raise
+        return ""
+
+
+def _short(chain: list[BaseException], secrets: Collection[str] = ()) -> str:
     for exc in reversed(chain):
-        message = str(exc).strip()
-        if message:
-            return message[:200]
+        if message := _text(exc):
+            # Mask before cutting, so that no prefix of a secret survives the cut.
+            return _mask(message, secrets)[:200]
     return type(chain[0]).__name__
+
+
+def _mask(text: str, secrets: Collection[str]) -> str:
+    for secret in secrets:
+        for form in _spellings(secret):
+            text = text.replace(form, "***")
+    return text
+
+
+def _spellings(secret: str) -> list[str]:
+    """The ways an error message may quote ``secret``: as is, or as a str or bytes repr."""
+    forms = {secret, repr(secret)[1:-1], repr(secret.encode("utf-8", "backslashreplace"))[2:-1]}
+    return sorted((form for form in forms if form), key=len, reverse=True)
 
 
 async def fetch(
@@ -142,49 +210,151 @@ async def fetch(
     max_redirects: int,
     max_body_bytes: int,
     monotonic: Callable[[], float],
+    secret_headers: Collection[str] = (),
 ) -> Fetched:
     """Send ``request`` and read at most ``max_body_bytes`` of decompressed body.
 
-    Raises ProbeFailure (``too_large``) past the cap and httpx's exceptions for
-    transport faults; the caller bounds the whole call with its timeout.
+    Redirects are followed by hand (the cap on hops is per probe); ``secret_headers``
+    are dropped once a redirect leaves the origin of ``request``. Raises ProbeFailure
+    (``too_large``, or ``protocol`` for a corrupt coding), httpx.TooManyRedirects, and
+    httpx's exceptions for transport faults; the caller bounds the whole call with its
+    timeout.
     """
     start = monotonic()
-    # Redirects are followed by hand so that the cap on hops is per probe.
-    hops = 0
-    while True:
+    origin = _origin(request.url)
+    for _hop in range(max_redirects + 1):
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
-            if follow_redirects and response.is_redirect and response.next_request is not None:
-                hops += 1
-                if hops > max_redirects:
-                    raise httpx.TooManyRedirects("too many redirects", request=request)
-                request = response.next_request
-                continue
-            body = await _read_capped(response, max_body_bytes)
-            return Fetched(
-                status_code=response.status_code,
-                headers=response.headers,
-                body=body,
-                latency_ms=(monotonic() - start) * 1000.0,
-                encoding=response.charset_encoding or "utf-8",
-            )
+            next_request = response.next_request if follow_redirects else None
+            if next_request is None:
+                body = await _read_capped(response, max_body_bytes)
+                return Fetched(
+                    status_code=response.status_code,
+                    headers=response.headers,
+                    body=body,
+                    latency_ms=(monotonic() - start) * 1000.0,
+                    encoding=response.charset_encoding or "utf-8",
+                )
         finally:
             await response.aclose()
+        request = _next_hop(next_request, origin=origin, secret_headers=secret_headers)
+    raise httpx.TooManyRedirects(f"more than {max_redirects} redirects", request=request)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or _DEFAULT_PORTS.get(url.scheme)
+
+
+def _next_hop(
+    request: httpx.Request, *, origin: tuple[str, str, int | None], secret_headers: Iterable[str]
+) -> httpx.Request:
+    # httpx drops only Authorization when a redirect changes origin; an API key in any
+    # other header must not be handed to a host we were merely redirected to either.
+    if _origin(request.url) != origin:
+        for name in secret_headers:
+            request.headers.pop(name, None)
+    return request
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise ProbeFailure(
-                ErrorClass.TOO_LARGE,
-                f"body larger than {limit} bytes (after decompression)",
-                status_code=response.status_code,
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+    body = CappedBody(response.headers.get("content-encoding", ""), limit=limit)
+    try:
+        async for chunk in response.aiter_raw():
+            body.feed(chunk)
+        return body.finish()
+    except ProbeFailure as exc:
+        raise ProbeFailure(exc.error, exc.detail, status_code=response.status_code) from None
+
+
+class CappedBody:
+    """A response body, decoded as it arrives, that never grows past ``limit`` bytes.
+
+    httpx inflates each network read in full (a 64 KiB read of a gzip bomb becomes
+    ~64 MiB, and stacked codings multiply), so the codings are undone here with zlib's
+    ``max_length``: no stage ever produces more than ``limit + 1`` bytes. Codings other
+    than gzip and deflate are passed through unchanged, as httpx does. :meth:`feed` and
+    :meth:`finish` raise ProbeFailure: ``too_large`` past the cap, ``protocol`` when a
+    coding is corrupt.
+    """
+
+    def __init__(self, content_encoding: str, *, limit: int) -> None:
+        codings = [coding.strip().lower() for coding in content_encoding.split(",")]
+        # Codings are listed in the order they were applied: undo them in reverse.
+        self._stages = [_Inflater(coding) for coding in reversed(codings) if coding in _WBITS]
+        self._limit = limit
+        self._chunks: list[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> None:
+        for stage in self._stages:
+            data = stage.inflate(data, self._limit)
+        self._keep(data)
+
+    def finish(self) -> bytes:
+        """Flush the decoders and return the whole body."""
+        tail = b""
+        for stage in self._stages:
+            tail = stage.inflate(tail, self._limit) + stage.flush(self._limit)
+        self._keep(tail)
+        return b"".join(self._chunks)
+
+    def _keep(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._limit:
+            raise _too_large(self._limit)
+        if data:
+            self._chunks.append(data)
+
+
+class _Inflater:
+    """Undoes one zlib-based content coding, refusing to produce more than a limit."""
+
+    def __init__(self, coding: str) -> None:
+        self._coding = coding
+        self._engine = zlib.decompressobj(_WBITS[coding])
+        self._fresh = True
+        self._produced = 0
+
+    def inflate(self, data: bytes, limit: int) -> bytes:
+        # Bytes after the end of the stream are dropped (zlib would hoard them).
+        if not data or self._engine.eof:
+            return b""
+        try:
+            # Fewer than max_length bytes out means every byte in was consumed.
+            out = self._decompress(data, limit - self._produced + 1)
+        except zlib.error as exc:
+            raise self._corrupt(exc) from exc
+        return self._count(out, limit)
+
+    def flush(self, limit: int) -> bytes:
+        try:
+            return self._count(self._engine.flush(), limit)
+        except zlib.error as exc:
+            raise self._corrupt(exc) from exc
+
+    def _decompress(self, data: bytes, max_length: int) -> bytes:
+        fresh, self._fresh = self._fresh, False
+        try:
+            return self._engine.decompress(data, max_length)
+        except zlib.error:
+            if not (fresh and self._coding == "deflate"):
+                raise
+            # Raw deflate without the zlib wrapper is common; httpx and browsers accept it.
+            self._engine = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self._engine.decompress(data, max_length)
+
+    def _count(self, out: bytes, limit: int) -> bytes:
+        self._produced += len(out)
+        if self._produced > limit:
+            raise _too_large(limit)
+        return out
+
+    def _corrupt(self, exc: zlib.error) -> ProbeFailure:
+        return ProbeFailure(ErrorClass.PROTOCOL, f"undecodable {self._coding} body: {exc}")
+
+
+def _too_large(limit: int) -> ProbeFailure:
+    return ProbeFailure(ErrorClass.TOO_LARGE, f"body larger than {limit} bytes (decoded)")
 
 
 def assess(settings: HttpCheckSettings, fetched: Fetched) -> tuple[ErrorClass, str] | None:
@@ -227,17 +397,41 @@ class HttpCheck:
         return self._settings
 
     def build_request(self, client: httpx.AsyncClient) -> httpx.Request:
-        headers = {name: value.reveal() for name, value in self._settings.headers.items()}
+        """The request of one probe, with the secret header values revealed."""
+        # Only what CappedBody can decode is offered, unless the config says otherwise.
+        headers = httpx.Headers({"Accept-Encoding": ACCEPT_ENCODING})
+        for name, value in self._settings.headers.items():
+            headers[name] = value.reveal()  # case-insensitive: replaces, never duplicates
         timeout = self._settings.timeout.total_seconds()
         return client.build_request(
             self._settings.method, self._settings.url, headers=headers, timeout=timeout
         )
 
     async def run(self, ctx: ProbeContext) -> ProbeResult:
-        s = self._settings
+        """Probe once and return a classified result. Never raises (only cancellation)."""
         started_at = ctx.clock.now()
         start = ctx.clock.monotonic()
-        fetched: Fetched | None = None
+        failure, status_code, latency_ms = await self._attempt(ctx)
+        if latency_ms is None:
+            latency_ms = (ctx.clock.monotonic() - start) * 1000.0
+        return ProbeResult(
+            check_id=self._settings.id,
+            component_id=self._settings.component,
+            started_at=started_at,
+            ok=failure is None,
+            latency_ms=latency_ms,
+            error=failure[0] if failure else None,
+            detail=failure[1] if failure else f"status {status_code}",
+            status_code=status_code,
+            region=ctx.region,
+        )
+
+    async def _attempt(
+        self, ctx: ProbeContext
+    ) -> tuple[tuple[ErrorClass, str] | None, int | None, float | None]:
+        """Return (first failure or None, status code, latency in ms if a response came)."""
+        s = self._settings
+        secret = {name: value.reveal() for name, value in s.headers.items() if value.has_secret}
         try:
             async with asyncio.timeout(s.timeout.total_seconds()):
                 fetched = await fetch(
@@ -247,22 +441,10 @@ class HttpCheck:
                     max_redirects=s.max_redirects,
                     max_body_bytes=s.max_body_bytes,
                     monotonic=ctx.clock.monotonic,
+                    secret_headers=secret.keys(),
                 )
-            failure = assess(s, fetched)
-            status_code = fetched.status_code
+            return assess(s, fetched), fetched.status_code, fetched.latency_ms
         except ProbeFailure as exc:
-            failure, status_code = (exc.error, exc.detail), exc.status_code
+            return (exc.error, exc.detail), exc.status_code, None
         except Exception as exc:
-            failure, status_code = classify_exception(exc), None
-        latency = fetched.latency_ms if fetched else (ctx.clock.monotonic() - start) * 1000.0
-        return ProbeResult(
-            check_id=s.id,
-            component_id=s.component,
-            started_at=started_at,
-            ok=failure is None,
-            latency_ms=latency,
-            error=failure[0] if failure else None,
-            detail=failure[1] if failure else f"status {status_code}",
-            status_code=status_code,
-            region=ctx.region,
-        )
+            return classify_exception(exc, secrets=secret.values()), None, None

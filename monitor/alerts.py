@@ -66,7 +66,9 @@ def alert_text(
     settings: Settings, incident: IncidentRow, entry: IncidentUpdateRow, *, evidence: str = ""
 ) -> tuple[str, str]:
     """The title and body of an alert for a timeline entry, secret-free."""
-    label = {"opened": "OPEN", "resolved": "RESOLVED", "reopened": "REOPENED"}.get(entry.event, "UPDATE")
+    label = {"opened": "OPEN", "resolved": "RESOLVED", "reopened": "REOPENED"}.get(
+        entry.event, "UPDATE"
+    )
     title = f"[Pantau] {label} #{incident.id}: {incident.title('en')}"
     lines = [entry.message_en, "", entry.message_id, ""]
     if evidence:
@@ -118,11 +120,13 @@ class DeliveryReport:
 
 def backoff_delay(rule: AlertSettings, attempts: int) -> timedelta:
     """Delay before the next attempt after ``attempts`` failed ones: doubling, capped."""
-    delay = rule.backoff * (2 ** max(attempts - 1, 0))
+    delay = rule.backoff * int(2 ** max(attempts - 1, 0))
     return min(delay, rule.max_backoff)
 
 
-def deliver_pending(store: Store, settings: Settings, notifier: Notifier, *, now: datetime) -> DeliveryReport:
+def deliver_pending(
+    store: Store, settings: Settings, notifier: Notifier, *, now: datetime
+) -> DeliveryReport:
     """Send every due delivery once. Never raises for a failing target."""
     report = DeliveryReport()
     with store.read() as tx:
@@ -154,19 +158,31 @@ def _send(notifier: Notifier, targets: tuple[Secret, ...], row: AlertDeliveryRow
 
 
 def _record_outcome(
-    row: AlertDeliveryRow, error: str | None, rule: AlertSettings, *, now: datetime, report: DeliveryReport
+    row: AlertDeliveryRow,
+    error: str | None,
+    rule: AlertSettings,
+    *,
+    now: datetime,
+    report: DeliveryReport,
 ) -> None:
     assert row.id is not None
     if error is None:
         row.status, row.sent_at, row.last_error = "sent", now, None
         report.sent.append(row.id)
-        log.info("alert sent delivery=%s incident=%s target=%s", row.id, row.incident_id, row.target_label)
+        log.info(
+            "alert sent delivery=%s incident=%s target=%s",
+            row.id,
+            row.incident_id,
+            row.target_label,
+        )
         return
     row.last_error = error[:500]
     if row.attempts >= rule.max_attempts:
         row.status = "failed"
         report.failed.append(row.id)
-        log.error("alert failed for good delivery=%s target=%s error=%s", row.id, row.target_label, error)
+        log.error(
+            "alert failed for good delivery=%s target=%s error=%s", row.id, row.target_label, error
+        )
         return
     row.status = "pending"
     row.next_attempt_at = now + backoff_delay(rule, row.attempts)

@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, TypeAlias
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -61,7 +61,9 @@ class SiteSettings(_Frozen):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Asia/Jakarta')") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as 'Asia/Jakarta')"
+            ) from None
         return value
 
     @field_validator("languages")
@@ -80,7 +82,7 @@ class StorageSettings(_Frozen):
     """``[storage]``: where results, incidents and deliveries are kept."""
 
     #: SQLAlchemy URL: ``sqlite:///pantau.db`` or ``postgresql+psycopg://user:${PGPASSWORD}@host/db``.
-    url: SecretText = Field(default="sqlite:///pantau.db", validate_default=True)  # type: ignore[assignment]
+    url: SecretText = Field(default="sqlite:///pantau.db", validate_default=True)
 
 
 class ComponentSettings(_Frozen):
@@ -134,7 +136,9 @@ class IncidentSettings(_Frozen):
     templates_dir: Path | None = None
 
 
-CheckConfig = Annotated[HttpCheckSettings, Field(discriminator="kind")] if len(CHECK_KINDS) > 1 else HttpCheckSettings
+#: One entry of ``[[checks]]``: the settings model of its ``kind``. With more kinds this
+#: becomes ``Annotated[A | B, Field(discriminator="kind")]`` over the registry's models.
+CheckConfig: TypeAlias = HttpCheckSettings
 
 
 class Settings(_Frozen):
@@ -203,7 +207,9 @@ def _semantic_errors(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     for i, check in enumerate(checks if isinstance(checks, list) else []):
         if not isinstance(check, Mapping):
             continue
-        label = f"checks[{i}]({check['id']})" if isinstance(check.get("id"), str) else f"checks[{i}]"
+        label = (
+            f"checks[{i}]({check['id']})" if isinstance(check.get("id"), str) else f"checks[{i}]"
+        )
         if isinstance(check.get("id"), str):
             if check["id"] in check_ids:
                 errors.append((f"{label}.id", f"duplicate check id {check['id']!r}"))
@@ -247,7 +253,9 @@ def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settin
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError([("(file)", f"cannot read {path}: {exc.strerror}")], source=str(path)) from None
+        raise ConfigError(
+            [("(file)", f"cannot read {path}: {exc.strerror}")], source=str(path)
+        ) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -59,7 +59,9 @@ def step_check_state(state: CheckStateRow, result: ProbeResult, rule: DetectionS
     new = state.status
     if not result.ok and state.consecutive_failures >= rule.failures_to_down:
         new = "down"
-    elif result.ok and (state.status == "unknown" or state.consecutive_passes >= rule.passes_to_recover):
+    elif result.ok and (
+        state.status == "unknown" or state.consecutive_passes >= rule.passes_to_recover
+    ):
         new = "up"
     if new == state.status:
         return False

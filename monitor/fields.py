@@ -119,9 +119,7 @@ def resolve_secret(value: Any, info: ValidationInfo) -> Secret:
     env: Mapping[str, str] = (info.context or {}).get("env", os.environ)
     missing = [name for name in _ENV_REF.findall(value) if name not in env]
     if missing:
-        raise ValueError(
-            "environment variable " + ", ".join(sorted(set(missing))) + " is not set"
-        )
+        raise ValueError("environment variable " + ", ".join(sorted(set(missing))) + " is not set")
     resolved = _ENV_REF.sub(lambda m: env[m.group(1)], value)
     return Secret(resolved, template=value)
 
@@ -210,7 +208,15 @@ def _to_list(value: Any) -> Any:
 StrList = Annotated[tuple[str, ...], BeforeValidator(_to_list)]
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"b": 1, "kb": 1000, "kib": 1024, "mb": 10**6, "mib": 2**20, "gb": 10**9, "gib": 2**30}
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 10**6,
+    "mib": 2**20,
+    "gb": 10**9,
+    "gib": 2**30,
+}
 
 
 def parse_size(value: Any) -> int:

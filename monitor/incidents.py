@@ -50,7 +50,12 @@ def _names(settings: Settings, component_ids: list[str], lang: str) -> str:
 
 
 def statement_variables(
-    settings: Settings, component_ids: list[str], *, started_at: datetime, now: datetime, **extra: Any
+    settings: Settings,
+    component_ids: list[str],
+    *,
+    started_at: datetime,
+    now: datetime,
+    **extra: Any,
 ) -> dict[str, dict[str, Any]]:
     """Variables of a statement template, per language."""
     zone = settings.site.zone
@@ -98,7 +103,9 @@ def open_incident(
         ),
         components,
     )
-    entry = _add_entry(tx, incident, now=now, status=status, statement=statement, author=author, event="opened")
+    entry = _add_entry(
+        tx, incident, now=now, status=status, statement=statement, author=author, event="opened"
+    )
     enqueue_alerts(tx, settings, incident, entry, now=now, evidence=evidence)
     return incident
 
@@ -165,7 +172,9 @@ def update_incident(
             tx.set_incident_component(incident_id, component_id, OPERATIONAL)
     elif event == "reopened":
         incident.resolved_at = None
-    entry = _add_entry(tx, incident, now=now, status=new_status, statement=statement, author=author, event=event)
+    entry = _add_entry(
+        tx, incident, now=now, status=new_status, statement=statement, author=author, event=event
+    )
     if event in ("resolved", "reopened"):
         enqueue_alerts(tx, settings, incident, entry, now=now)
     return incident
@@ -186,7 +195,9 @@ class IncidentAutomation:
         self.settings = settings
         self.statements = statements
 
-    def handle(self, tx: StoreTx, change: ComponentChange, *, now: datetime) -> IncidentEvent | None:
+    def handle(
+        self, tx: StoreTx, change: ComponentChange, *, now: datetime
+    ) -> IncidentEvent | None:
         """Apply one component change to the incidents, in ``tx``."""
         if change.is_failure:
             return self._on_failure(tx, change, now=now)
@@ -204,7 +215,9 @@ class IncidentAutomation:
                 return incident
         return next((i for i in open_incidents if i.automatic), None)
 
-    def _on_failure(self, tx: StoreTx, change: ComponentChange, *, now: datetime) -> IncidentEvent | None:
+    def _on_failure(
+        self, tx: StoreTx, change: ComponentChange, *, now: datetime
+    ) -> IncidentEvent | None:
         incident = self._open_for(tx, change.component_id)
         if incident is not None:
             assert incident.id is not None
@@ -215,12 +228,24 @@ class IncidentAutomation:
             if incident.automatic:
                 self._retitle(incident, sorted(affected), now=now)
             note = self._joined_note(change)
-            _add_entry(tx, incident, now=now, status=incident.status, statement=note, author=AUTHOR_AUTO, event="update")
-            return IncidentEvent(incident.id, "joined", now, incident.title_id, (change.component_id,))
+            _add_entry(
+                tx,
+                incident,
+                now=now,
+                status=incident.status,
+                statement=note,
+                author=AUTHOR_AUTO,
+                event="update",
+            )
+            return IncidentEvent(
+                incident.id, "joined", now, incident.title_id, (change.component_id,)
+            )
         if not self.settings.detection.auto_incidents:
             return None
         started = change.result.started_at
-        variables = statement_variables(self.settings, [change.component_id], started_at=started, now=now)
+        variables = statement_variables(
+            self.settings, [change.component_id], started_at=started, now=now
+        )
         incident = open_incident(
             tx,
             self.settings,
@@ -236,7 +261,9 @@ class IncidentAutomation:
 
     def _retitle(self, incident: IncidentRow, component_ids: list[str], *, now: datetime) -> None:
         """An automatic incident's title names every component it covers."""
-        variables = statement_variables(self.settings, component_ids, started_at=incident.started_at, now=now)
+        variables = statement_variables(
+            self.settings, component_ids, started_at=incident.started_at, now=now
+        )
         title = self.statements.render("title", variables)
         incident.title_id, incident.title_en = title.id, title.en
 
@@ -250,9 +277,13 @@ class IncidentAutomation:
         words = {MAJOR_OUTAGE: ("tidak dapat diakses", "unavailable")}.get(
             change.to_status, ("terganggu sebagian", "partially unavailable")
         )
-        return Statement(id=f"Juga terdampak: {name_id} {words[0]}.", en=f"Also affected: {name_en} {words[1]}.")
+        return Statement(
+            id=f"Juga terdampak: {name_id} {words[0]}.", en=f"Also affected: {name_en} {words[1]}."
+        )
 
-    def _on_recovery(self, tx: StoreTx, change: ComponentChange, *, now: datetime) -> IncidentEvent | None:
+    def _on_recovery(
+        self, tx: StoreTx, change: ComponentChange, *, now: datetime
+    ) -> IncidentEvent | None:
         incident = self._open_for(tx, change.component_id)
         if incident is None or incident.id is None:
             return None
@@ -263,12 +294,27 @@ class IncidentAutomation:
         affected[change.component_id] = OPERATIONAL
         all_clear = all(status == OPERATIONAL for status in affected.values())
         if not (incident.automatic and all_clear):
-            name = (_names(self.settings, [change.component_id], "id"), _names(self.settings, [change.component_id], "en"))
+            name = (
+                _names(self.settings, [change.component_id], "id"),
+                _names(self.settings, [change.component_id], "en"),
+            )
             note = Statement(id=f"{name[0]} kembali normal.", en=f"{name[1]} is working again.")
-            _add_entry(tx, incident, now=now, status=incident.status, statement=note, author=AUTHOR_AUTO, event="update")
+            _add_entry(
+                tx,
+                incident,
+                now=now,
+                status=incident.status,
+                statement=note,
+                author=AUTHOR_AUTO,
+                event="update",
+            )
             incident.updated_at = now
-            return IncidentEvent(incident.id, "recovered", now, incident.title_id, (change.component_id,))
-        variables = statement_variables(self.settings, sorted(affected), started_at=incident.started_at, now=now)
+            return IncidentEvent(
+                incident.id, "recovered", now, incident.title_id, (change.component_id,)
+            )
+        variables = statement_variables(
+            self.settings, sorted(affected), started_at=incident.started_at, now=now
+        )
         update_incident(
             tx,
             self.settings,
@@ -278,4 +324,6 @@ class IncidentAutomation:
             status="resolved",
             author=AUTHOR_AUTO,
         )
-        return IncidentEvent(incident.id, "resolved", now, incident.title_id, tuple(sorted(affected)))
+        return IncidentEvent(
+            incident.id, "resolved", now, incident.title_id, tuple(sorted(affected))
+        )

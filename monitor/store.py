@@ -178,7 +178,11 @@ class IncidentUpdateRow(SQLModel, table=True):
     event: str = Field(default="update", max_length=16)
 
     def message(self, lang: str) -> str:
-        return (self.message_en if lang == "en" else self.message_id) or self.message_id or self.message_en
+        return (
+            (self.message_en if lang == "en" else self.message_id)
+            or self.message_id
+            or self.message_en
+        )
 
 
 class AlertDeliveryRow(SQLModel, table=True):
@@ -281,7 +285,9 @@ class _ReadOnly:
 
     def __exit__(self, *_exc: object) -> None:
         assert self._session is not None
-        self._session.rollback()
+        # close() alone rolls the database transaction back and detaches the rows with
+        # their loaded values; Session.rollback() would first expire them, so rows read
+        # here would raise DetachedInstanceError once the block ends.
         self._session.close()
 
 
@@ -330,7 +336,10 @@ class StoreTx:
         if until is not None:
             query = query.where(col(ProbeResultRow.started_at) < until)
         order = col(ProbeResultRow.started_at)
-        query = query.order_by(order.desc() if newest_first else order.asc(), col(ProbeResultRow.id).desc() if newest_first else col(ProbeResultRow.id))
+        query = query.order_by(
+            order.desc() if newest_first else order.asc(),
+            col(ProbeResultRow.id).desc() if newest_first else col(ProbeResultRow.id),
+        )
         if limit is not None:
             query = query.limit(limit)
         return list(self.session.exec(query))
@@ -353,12 +362,20 @@ class StoreTx:
         return {row.component_id: row for row in self.session.exec(select(ComponentStateRow))}
 
     def set_component_status(
-        self, component_id: str, status: str, *, at: datetime, cause: str, incident_id: int | None = None
+        self,
+        component_id: str,
+        status: str,
+        *,
+        at: datetime,
+        cause: str,
+        incident_id: int | None = None,
     ) -> TransitionRow | None:
         """Set a component's status; write and return a transition row when it changed."""
         row = self.session.get(ComponentStateRow, component_id)
         if row is None:
-            row = ComponentStateRow(component_id=component_id, status="operational", since=at, updated_at=at)
+            row = ComponentStateRow(
+                component_id=component_id, status="operational", since=at, updated_at=at
+            )
             self.session.add(row)
         row.updated_at = at
         if row.status == status:
@@ -376,11 +393,15 @@ class StoreTx:
         self.session.flush()
         return transition
 
-    def transitions(self, *, component_id: str | None = None, limit: int = 100) -> list[TransitionRow]:
+    def transitions(
+        self, *, component_id: str | None = None, limit: int = 100
+    ) -> list[TransitionRow]:
         query = select(TransitionRow)
         if component_id:
             query = query.where(TransitionRow.component_id == component_id)
-        query = query.order_by(col(TransitionRow.at).desc(), col(TransitionRow.id).desc()).limit(limit)
+        query = query.order_by(col(TransitionRow.at).desc(), col(TransitionRow.id).desc()).limit(
+            limit
+        )
         return list(self.session.exec(query))
 
     # -- incidents --------------------------------------------------------
@@ -390,7 +411,9 @@ class StoreTx:
         assert incident.id is not None
         for component_id, status in components.items():
             self.session.add(
-                IncidentComponentRow(incident_id=incident.id, component_id=component_id, status=status)
+                IncidentComponentRow(
+                    incident_id=incident.id, component_id=component_id, status=status
+                )
             )
         self.session.flush()
         return incident
@@ -399,7 +422,11 @@ class StoreTx:
         return self.session.get(IncidentRow, incident_id)
 
     def incidents(
-        self, *, unresolved: bool | None = None, since: datetime | None = None, limit: int | None = None
+        self,
+        *,
+        unresolved: bool | None = None,
+        since: datetime | None = None,
+        limit: int | None = None,
     ) -> list[IncidentRow]:
         query = select(IncidentRow)
         if unresolved is True:
@@ -423,7 +450,9 @@ class StoreTx:
         row = self.session.get(IncidentComponentRow, (incident_id, component_id))
         if row is None:
             self.session.add(
-                IncidentComponentRow(incident_id=incident_id, component_id=component_id, status=status)
+                IncidentComponentRow(
+                    incident_id=incident_id, component_id=component_id, status=status
+                )
             )
         else:
             row.status = status
@@ -451,7 +480,9 @@ class StoreTx:
     def due_deliveries(self, now: datetime, *, limit: int = 100) -> list[AlertDeliveryRow]:
         query = (
             select(AlertDeliveryRow)
-            .where(AlertDeliveryRow.status == "pending", col(AlertDeliveryRow.next_attempt_at) <= now)
+            .where(
+                AlertDeliveryRow.status == "pending", col(AlertDeliveryRow.next_attempt_at) <= now
+            )
             .order_by(col(AlertDeliveryRow.id))
             .limit(limit)
         )
@@ -461,15 +492,19 @@ class StoreTx:
         """Mark a pending delivery as being sent. True for exactly one claimant."""
         result = self.session.execute(
             update(AlertDeliveryRow)
-            .where(col(AlertDeliveryRow.id) == delivery_id, col(AlertDeliveryRow.status) == "pending")
-            .values(status="sending", attempts=AlertDeliveryRow.attempts + 1, next_attempt_at=now)  # type: ignore[arg-type]
+            .where(
+                col(AlertDeliveryRow.id) == delivery_id, col(AlertDeliveryRow.status) == "pending"
+            )
+            .values(status="sending", attempts=AlertDeliveryRow.attempts + 1, next_attempt_at=now)
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
     def delivery(self, delivery_id: int) -> AlertDeliveryRow | None:
         return self.session.get(AlertDeliveryRow, delivery_id)
 
-    def deliveries(self, *, status: Sequence[str] | None = None, incident_id: int | None = None) -> list[AlertDeliveryRow]:
+    def deliveries(
+        self, *, status: Sequence[str] | None = None, incident_id: int | None = None
+    ) -> list[AlertDeliveryRow]:
         query = select(AlertDeliveryRow)
         if status:
             query = query.where(col(AlertDeliveryRow.status).in_(list(status)))

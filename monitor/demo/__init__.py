@@ -45,7 +45,12 @@ def demo_config(*, site_url: str, alert_url: str, db_url: str, out_dir: Path) ->
     ]
     checks = [
         {"id": "home-page", "component": "home", "url": f"{site_url}/", "body_contains": "Beranda"},
-        {"id": "login-page", "component": "login", "url": f"{site_url}/login", "body_contains": "Masuk"},
+        {
+            "id": "login-page",
+            "component": "login",
+            "url": f"{site_url}/login",
+            "body_contains": "Masuk",
+        },
         {"id": "signup-page", "component": "signup", "url": f"{site_url}/signup"},
         {"id": "otp-page", "component": "otp", "url": f"{site_url}/otp"},
     ]
@@ -95,7 +100,9 @@ async def _demo(out_dir: Path, tmp: Path, console: Console) -> int:
             out_dir=out_dir,
         )
     )
-    console.print(f"Simulated registration site: {site.base_url} (wave opens after {WAVE_OPENS:g}s)")
+    console.print(
+        f"Simulated registration site: {site.base_url} (wave opens after {WAVE_OPENS:g}s)"
+    )
     console.print(f"Alert receiver: http://127.0.0.1:{receiver.port}/alerts")
     store = Store(cfg.storage.url.reveal())
     try:
@@ -165,7 +172,11 @@ class _Story:
             return
         if outcome.change is not None:
             c = outcome.change
-            why = f" ({outcome.result.error}: {outcome.result.detail})" if outcome.result.error else ""
+            why = (
+                f" ({outcome.result.error}: {outcome.result.detail})"
+                if outcome.result.error
+                else ""
+            )
             self._say(f"{c.component_id}: {c.from_status} -> {c.to_status}{why}")
         if outcome.incident is not None:
             event = outcome.incident
@@ -194,12 +205,22 @@ class _Story:
             incident = tx.incident(incident_id)
             assert incident is not None
             components = sorted(tx.incident_components(incident_id))
-            variables = statement_variables(self.cfg, components, started_at=incident.started_at, now=now)
+            variables = statement_variables(
+                self.cfg, components, started_at=incident.started_at, now=now
+            )
             statement = StatementLibrary().render("traffic-surge", variables)
             update_incident(
-                tx, self.cfg, incident_id, now=now, statement=statement, status="identified", author="tim-komunikasi"
+                tx,
+                self.cfg,
+                incident_id,
+                now=now,
+                statement=statement,
+                status="identified",
+                author="tim-komunikasi",
             )
-        self._say(f"comms team posts the 'traffic-surge' statement to incident #{incident_id} (identified)")
+        self._say(
+            f"comms team posts the 'traffic-surge' statement to incident #{incident_id} (identified)"
+        )
 
     def _say(self, text: str) -> None:
         self.timeline.add(text)
@@ -207,7 +228,9 @@ class _Story:
         self.console.print(f"  [{seconds:5.1f}s] {text}", markup=False)
 
 
-def _print_summary(console: Console, timeline: Timeline, receiver: AlertReceiver, out_dir: Path, ok: bool) -> None:
+def _print_summary(
+    console: Console, timeline: Timeline, receiver: AlertReceiver, out_dir: Path, ok: bool
+) -> None:
     console.print("")
     console.print("Alerts delivered to the local receiver:", markup=False)
     for message in receiver.messages:
@@ -216,6 +239,9 @@ def _print_summary(console: Console, timeline: Timeline, receiver: AlertReceiver
     verdict = "Demo complete" if ok else "Demo did NOT complete the whole story"
     total = time.monotonic() - timeline.started
     console.print(f"{verdict} in {total:.0f}s.", markup=False)
-    console.print(f"Status page: {out_dir / 'index.html'} (English: {out_dir / 'en' / 'index.html'})", markup=False)
+    console.print(
+        f"Status page: {out_dir / 'index.html'} (English: {out_dir / 'en' / 'index.html'})",
+        markup=False,
+    )
     console.print(f"Statuspage-style API: {out_dir / 'api' / 'v2' / 'summary.json'}", markup=False)
     console.print(f"Preview it with: pantau serve --dir {out_dir}", markup=False)

@@ -64,7 +64,9 @@ class AlertReceiver:
             except (UnicodeDecodeError, json.JSONDecodeError):
                 payload = {"raw": raw.decode("utf-8", "replace")}
             self.messages.append(
-                ReceivedAlert(path, str(payload.get("title", "")), str(payload.get("message", "")), payload)
+                ReceivedAlert(
+                    path, str(payload.get("title", "")), str(payload.get("message", "")), payload
+                )
             )
             self._arrived.notify_all()
             return True

@@ -18,8 +18,14 @@ _PAGE = """<!doctype html><html lang="id"><head><meta charset="utf-8"><title>{ti
 
 _HEALTHY = {
     "/": ("Beranda Prakerja", "Selamat datang. Gelombang pendaftaran berikutnya segera dibuka."),
-    "/login": ("Masuk", '<form method="post"><input name="email"><input name="password" type="password"></form>'),
-    "/signup": ("Daftar Akun", '<form method="post"><input name="email"><input name="phone"></form>'),
+    "/login": (
+        "Masuk",
+        '<form method="post"><input name="email"><input name="password" type="password"></form>',
+    ),
+    "/signup": (
+        "Daftar Akun",
+        '<form method="post"><input name="email"><input name="phone"></form>',
+    ),
     "/otp": ("Verifikasi OTP", '<form method="post"><input name="otp"></form>'),
 }
 
@@ -90,7 +96,9 @@ class SimulatedSite:
                     site._stopping.wait(site.hang_seconds)  # the probe times out first
                     self._send(504, "Gateway Timeout", "upstream timed out")
                 else:
-                    self._send(503, "Server sedang sibuk", "Server sedang sibuk, silakan coba lagi nanti.")
+                    self._send(
+                        503, "Server sedang sibuk", "Server sedang sibuk, silakan coba lagi nanti."
+                    )
 
             def _send(self, code: int, title: str, body: str) -> None:
                 payload = _PAGE.format(title=title, body=body).encode()

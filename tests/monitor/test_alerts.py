@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine_support import make_config
+
 from monitor.alerts import AppriseNotifier, DeliveryError, backoff_delay, deliver_pending
 from monitor.clock import ManualClock
 from monitor.config import Settings, parse_settings
@@ -12,8 +14,6 @@ from monitor.fields import Secret
 from monitor.incidents import open_incident
 from monitor.statements import Statement
 from monitor.store import Store
-
-from engine_support import make_config
 
 
 def _settings(*targets: str, env: dict[str, str] | None = None) -> Settings:

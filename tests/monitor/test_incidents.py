@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from engine_support import ResultFactory
 
 from monitor.clock import ManualClock
 from monitor.config import Settings
@@ -10,8 +11,6 @@ from monitor.detect import record_result
 from monitor.incidents import IncidentAutomation, IncidentError, open_incident, update_incident
 from monitor.statements import Statement, StatementLibrary
 from monitor.store import Store
-
-from engine_support import ResultFactory
 
 
 def _run(

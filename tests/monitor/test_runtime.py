@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from engine_support import make_config
 
 from monitor.alerts import AppriseNotifier
 from monitor.clock import ManualClock, SystemClock
@@ -20,8 +21,6 @@ from monitor.demo.site import SimulatedSite
 from monitor.publish import publish_site
 from monitor.runtime import Engine, make_client
 from monitor.store import Store
-
-from engine_support import make_config
 
 
 @pytest.fixture
@@ -143,3 +142,33 @@ async def test_a_dead_alert_channel_never_stops_probing(store: Store, tmp_path: 
     assert delivery.status == "pending"
     assert delivery.attempts >= 1
     assert isinstance(delivery.next_attempt_at, datetime)
+
+
+async def test_probes_share_one_client_but_never_cookies(settings: Settings) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=abc; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        async with make_client(settings) as client:
+            for _ in range(2):
+                await client.get(f"http://127.0.0.1:{server.server_address[1]}/")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [None, None]
