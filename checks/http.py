@@ -139,6 +139,9 @@ def classify_exception(
         return ErrorClass.PROTOCOL, f"unsupported protocol: {_short(chain, secrets)}"
     if isinstance(exc, httpx.DecodingError):
         return ErrorClass.PROTOCOL, f"undecodable body: {_short(chain, secrets)}"
+    if isinstance(exc, httpx.RemoteProtocolError) and "peer closed connection" in _text(exc):
+        # A body cut short is a connection dropped mid-response, not a malformed one.
+        return ErrorClass.CONNECT, f"connection lost mid-body: {_short(chain, secrets)}"
     if isinstance(exc, httpx.ProtocolError | httpx.InvalidURL):
         return ErrorClass.PROTOCOL, f"protocol error: {_short(chain, secrets)}"
     if isinstance(exc, httpx.TransportError | OSError):
