@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import logging
@@ -13,7 +14,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from checks import ProbeContext, ProbeResult, build_check
 from monitor.alerts import AppriseNotifier
@@ -36,11 +39,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-incident_app = typer.Typer(help="The comms workflow: open, update and resolve incidents.", no_args_is_help=True)
+incident_app = typer.Typer(
+    help="The comms workflow: open, update and resolve incidents.", no_args_is_help=True
+)
 app.add_typer(incident_app, name="incident")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Printed text comes from people and servers (titles, statements, details): never read it
+# as rich markup or :emoji: codes, so JSON lines and tables show it exactly as stored.
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 log = logging.getLogger("monitor")
 
 
@@ -54,9 +61,13 @@ state = _State()
 
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+    )
     # Apprise logs the URLs it is given at debug level; those may hold secrets.
     logging.getLogger("apprise").setLevel(max(level, logging.WARNING))
+    # urllib3 (under Apprise) logs whole request URLs, secrets in them included.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
     # "skipped: maximum number of running instances" is expected when a target hangs.
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -67,7 +78,9 @@ def main_options(
     config: Annotated[
         Path, typer.Option("--config", "-c", envvar="PANTAU_CONFIG", help="Config file (TOML).")
     ] = Path("config.toml"),
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv: debug).")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv: debug).")
+    ] = 0,
 ) -> None:
     state.config_path = config
     _setup_logging(verbose)
@@ -79,7 +92,7 @@ def settings() -> Settings:
         try:
             state.settings = load_settings(state.config_path)
         except ConfigError as exc:
-            err.print(f"[bold red]config error[/] in {exc.source}:", markup=True)
+            err.print(f"[bold red]config error[/] in {escape(exc.source)}:", markup=True)
             for path, message in exc.errors:
                 err.print(f"  {path}: {message}", markup=False)
             raise typer.Exit(2) from None
@@ -88,7 +101,7 @@ def settings() -> Settings:
 
 def open_store(cfg: Settings) -> Store:
     try:
-        return Store(cfg.storage.url.reveal())
+        return Store(cfg.database_url())
     except StoreError as exc:
         err.print(f"storage error ({cfg.storage.url.masked()}): {exc}", markup=False)
         raise typer.Exit(2) from None
@@ -117,7 +130,9 @@ def validate() -> None:
     out.print(f"  checks ({len(cfg.checks)}):", markup=False)
     for check in cfg.checks:
         interval = check.interval.total_seconds()
-        out.print(f"    {check.id}: {check.kind} every {interval:g}s -> {check.component}", markup=False)
+        out.print(
+            f"    {check.id}: {check.kind} every {interval:g}s -> {check.component}", markup=False
+        )
     rule = cfg.detection
     out.print(
         f"  detection: down after {rule.failures_to_down} failures, "
@@ -130,15 +145,21 @@ def validate() -> None:
 # -- check --------------------------------------------------------------------
 @app.command()
 def check(
-    check_ids: Annotated[list[str] | None, typer.Argument(help="Checks to run (default: all).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per check per line.")] = False,
+    check_ids: Annotated[
+        list[str] | None, typer.Argument(help="Checks to run (default: all).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per check per line.")
+    ] = False,
 ) -> None:
     """Run checks once now and print the results. Exit 1 when any failed."""
     cfg = settings()
     known = {c.id: c for c in cfg.checks}
     unknown = [cid for cid in check_ids or [] if cid not in known]
     if unknown:
-        err.print(f"unknown check(s): {', '.join(unknown)}; known: {', '.join(known)}", markup=False)
+        err.print(
+            f"unknown check(s): {', '.join(unknown)}; known: {', '.join(known)}", markup=False
+        )
         raise typer.Exit(2)
     selected = [known[cid] for cid in check_ids] if check_ids else list(cfg.checks)
     results = asyncio.run(_run_checks(cfg, selected))
@@ -161,16 +182,20 @@ async def _run_checks(cfg: Settings, selected: list[Any]) -> list[ProbeResult]:
 def _print_results(results: list[ProbeResult]) -> None:
     table = Table("check", "component", "result", "status", "latency", "detail")
     for r in results:
-        verdict = "[green]ok[/]" if r.ok else f"[red]{r.error}[/]"
+        verdict = Text("ok", style="green") if r.ok else Text(str(r.error), style="red")
         latency = "" if r.latency_ms is None else f"{r.latency_ms:.0f} ms"
-        table.add_row(r.check_id, r.component_id, verdict, str(r.status_code or ""), latency, r.detail)
+        table.add_row(
+            r.check_id, r.component_id, verdict, str(r.status_code or ""), latency, r.detail
+        )
     out.print(table)
 
 
 # -- run ----------------------------------------------------------------------
 @app.command()
 def run(
-    for_seconds: Annotated[float | None, typer.Option("--for", help="Stop cleanly after this many seconds.")] = None,
+    for_seconds: Annotated[
+        float | None, typer.Option("--for", help="Stop cleanly after this many seconds.")
+    ] = None,
 ) -> None:
     """The service: probes, detection, incidents, alerts and periodic publishing."""
     cfg = settings()
@@ -205,7 +230,9 @@ async def _serve(cfg: Settings, store: Store, duration: float | None) -> None:
 # -- publish ------------------------------------------------------------------
 @app.command()
 def publish(
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Output folder (default: [site] output_dir).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Output folder (default: [site] output_dir).")
+    ] = None,
 ) -> None:
     """Render the status page from the store."""
     from monitor.publish import publish_site
@@ -230,7 +257,11 @@ def status() -> None:
         table = Table("component", "status", "since")
         for component in cfg.components:
             row = states.get(component.id)
-            table.add_row(component.id, row.status if row else "operational", row.since.isoformat() if row else "")
+            table.add_row(
+                component.id,
+                row.status if row else "operational",
+                row.since.isoformat() if row else "",
+            )
         out.print(table)
         checks = Table("check", "state", "failures", "passes", "last result", "last error")
         for cs in tx.check_states():
@@ -258,7 +289,10 @@ def _print_open_incidents(tx: StoreTx) -> None:
 def _print_problem_deliveries(tx: StoreTx) -> None:
     failed = tx.deliveries(status=["failed", "sending"])
     pending = tx.deliveries(status=["pending"])
-    out.print(f"alert deliveries: {len(pending)} pending, {len(failed)} failed or unconfirmed", markup=False)
+    out.print(
+        f"alert deliveries: {len(pending)} pending, {len(failed)} failed or unconfirmed",
+        markup=False,
+    )
     for row in failed:
         out.print(
             f"  delivery {row.id} incident #{row.incident_id} to {row.target_label}: "
@@ -277,8 +311,12 @@ ComponentOpt = Annotated[
     list[str] | None,
     typer.Option("--component", help="Affected component: ID or ID=status (repeatable)."),
 ]
-TemplateOpt = Annotated[str | None, typer.Option("--template", "-t", help="Statement template name.")]
-AuthorOpt = Annotated[str | None, typer.Option("--author", help="Who speaks (default: your user name).")]
+TemplateOpt = Annotated[
+    str | None, typer.Option("--template", "-t", help="Statement template name.")
+]
+AuthorOpt = Annotated[
+    str | None, typer.Option("--author", help="Who speaks (default: your user name).")
+]
 
 
 def _author(value: str | None) -> str:
@@ -309,7 +347,11 @@ def _statement(
     now: Any,
 ) -> Statement:
     if template:
-        library = StatementLibrary(extra_dir=cfg.resolve_path(cfg.incidents.templates_dir) if cfg.incidents.templates_dir else None)
+        library = StatementLibrary(
+            extra_dir=cfg.resolve_path(cfg.incidents.templates_dir)
+            if cfg.incidents.templates_dir
+            else None
+        )
         variables = statement_variables(cfg, components, started_at=started_at, now=now)
         try:
             rendered = library.render(template, variables)
@@ -355,7 +397,9 @@ def _incident_json(tx: StoreTx, incident: IncidentRow, *, with_updates: bool) ->
 
 @incident_app.command("list")
 def incident_list(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per incident per line.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per incident per line.")
+    ] = False,
     unresolved: Annotated[bool, typer.Option("--open", help="Only unresolved incidents.")] = False,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:
@@ -366,7 +410,12 @@ def incident_list(
         incidents = tx.incidents(unresolved=True if unresolved else None, limit=limit)
         if as_json:
             for incident in incidents:
-                out.print(json.dumps(_incident_json(tx, incident, with_updates=False), ensure_ascii=False), markup=False)
+                out.print(
+                    json.dumps(
+                        _incident_json(tx, incident, with_updates=False), ensure_ascii=False
+                    ),
+                    markup=False,
+                )
         else:
             table = Table("id", "status", "title", "components", "started", "resolved")
             for incident in incidents:
@@ -377,7 +426,9 @@ def incident_list(
                     incident.title_id,
                     ", ".join(tx.incident_components(incident.id)),
                     incident.started_at.astimezone(cfg.site.zone).strftime("%Y-%m-%d %H:%M %Z"),
-                    incident.resolved_at.astimezone(cfg.site.zone).strftime("%Y-%m-%d %H:%M %Z") if incident.resolved_at else "",
+                    incident.resolved_at.astimezone(cfg.site.zone).strftime("%Y-%m-%d %H:%M %Z")
+                    if incident.resolved_at
+                    else "",
                 )
             out.print(table)
     store.close()
@@ -386,7 +437,9 @@ def incident_list(
 @incident_app.command("show")
 def incident_show(
     incident_id: int,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object with its updates.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object with its updates.")
+    ] = False,
 ) -> None:
     """Show one incident with its timeline."""
     cfg = settings()
@@ -395,13 +448,15 @@ def incident_show(
         incident = tx.incident(incident_id)
         if incident is None:
             err.print(f"no incident {incident_id}", markup=False)
-            raise typer.Exit(1)
+            raise typer.Exit(2)  # a usage error, as for update and resolve
         data = _incident_json(tx, incident, with_updates=True)
     store.close()
     if as_json:
         out.print(json.dumps(data, ensure_ascii=False), markup=False)
         return
-    out.print(f"#{data['id']} [{data['status']}] {data['title']} / {data['title_en']}", markup=False)
+    out.print(
+        f"#{data['id']} [{data['status']}] {data['title']} / {data['title_en']}", markup=False
+    )
     out.print(f"components: {data['components']}", markup=False)
     for u in data["updates"]:
         out.print(f"  {u['at']} {u['status']:<13} {u['author']}: {u['message']}", markup=False)
@@ -425,8 +480,13 @@ def incident_open(
     now = SystemClock().now()
     components = _parse_components(component, default="major_outage")
     statement = _statement(
-        cfg, template=template or (None if message or message_en else "investigating"), message=message,
-        message_en=message_en, components=list(components), started_at=now, now=now,
+        cfg,
+        template=template or (None if message or message_en else "investigating"),
+        message=message,
+        message_en=message_en,
+        components=list(components),
+        started_at=now,
+        now=now,
     )
     names = statement_variables(cfg, list(components), started_at=now, now=now)
     default_title = Statement(
@@ -437,9 +497,17 @@ def incident_open(
     try:
         with store.tx() as tx:
             incident = open_incident(
-                tx, cfg, now=now, components=components, statement=statement,
-                title=Statement(id=title or title_en or default_title.id, en=title_en or title or default_title.en),
-                status=status_ or "investigating", author=_author(author),
+                tx,
+                cfg,
+                now=now,
+                components=components,
+                statement=statement,
+                title=Statement(
+                    id=title or title_en or default_title.id,
+                    en=title_en or title or default_title.en,
+                ),
+                status=status_ or "investigating",
+                author=_author(author),
             )
             incident_id = incident.id
     except IncidentError as exc:
@@ -451,8 +519,14 @@ def incident_open(
 
 
 def _change(
-    incident_id: int, *, status_word: str | None, message: str | None, message_en: str | None,
-    component: list[str] | None, template: str | None, author: str | None,
+    incident_id: int,
+    *,
+    status_word: str | None,
+    message: str | None,
+    message_en: str | None,
+    component: list[str] | None,
+    template: str | None,
+    author: str | None,
 ) -> None:
     cfg = settings()
     now = SystemClock().now()
@@ -466,12 +540,23 @@ def _change(
             components = _parse_components(component, default="major_outage")
             affected = sorted(set(tx.incident_components(incident.id)) | set(components))
             statement = _statement(
-                cfg, template=template, message=message, message_en=message_en,
-                components=affected, started_at=incident.started_at, now=now,
+                cfg,
+                template=template,
+                message=message,
+                message_en=message_en,
+                components=affected,
+                started_at=incident.started_at,
+                now=now,
             )
             update_incident(
-                tx, cfg, incident_id, now=now, statement=statement, status=status_word,
-                author=_author(author), components=components,
+                tx,
+                cfg,
+                incident_id,
+                now=now,
+                statement=statement,
+                status=status_word,
+                author=_author(author),
+                components=components,
             )
             new_status = incident.status
     except IncidentError as exc:
@@ -496,8 +581,15 @@ def incident_update(
     if status_ is not None and status_ not in INCIDENT_STATUSES:
         err.print(f"--status must be one of {', '.join(INCIDENT_STATUSES)}", markup=False)
         raise typer.Exit(2)
-    _change(incident_id, status_word=status_, message=message, message_en=message_en,
-            component=component, template=template, author=author)
+    _change(
+        incident_id,
+        status_word=status_,
+        message=message,
+        message_en=message_en,
+        component=component,
+        template=template,
+        author=author,
+    )
 
 
 @incident_app.command("resolve")
@@ -509,8 +601,15 @@ def incident_resolve(
     author: AuthorOpt = None,
 ) -> None:
     """Resolve an incident (default statement: the ``resolved`` template)."""
-    _change(incident_id, status_word="resolved", message=message, message_en=message_en,
-            component=None, template=template or (None if message or message_en else "resolved"), author=author)
+    _change(
+        incident_id,
+        status_word="resolved",
+        message=message,
+        message_en=message_en,
+        component=None,
+        template=template or (None if message or message_en else "resolved"),
+        author=author,
+    )
 
 
 @incident_app.command("templates")
@@ -525,7 +624,9 @@ def incident_templates() -> None:
 # -- demo and serve ---------------------------------------------------------------
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where the status page goes.")] = Path("site"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the status page goes.")] = Path(
+        "site"
+    ),
 ) -> None:
     """The offline end-to-end demo: a simulated site buckles, Pantau notices, alerts and publishes."""
     from monitor.demo import run_demo
@@ -537,7 +638,9 @@ def demo(
 @app.command()
 def serve(
     port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = 8000,
-    directory: Annotated[Path | None, typer.Option("--dir", help="Folder to serve (default: [site] output_dir).")] = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Folder to serve (default: [site] output_dir).")
+    ] = None,
 ) -> None:
     """Preview the published status page on http://127.0.0.1:PORT/."""
     import functools
@@ -549,11 +652,12 @@ def serve(
         raise typer.Exit(1)
     handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
     with ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
-        out.print(f"serving {root} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)", markup=False)
-        try:
+        out.print(
+            f"serving {root} on http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)",
+            markup=False,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
 
 
 def main() -> None:

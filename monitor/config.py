@@ -165,7 +165,19 @@ class Settings(_Frozen):
         return [check for check in self.checks if check.component == component_id]
 
     def resolve_path(self, path: Path) -> Path:
+        """``path`` taken from the config file's folder when it is relative."""
         return path if path.is_absolute() else self.base_dir / path
+
+    def database_url(self) -> str:
+        """The storage URL with secrets resolved; a relative SQLite file is taken from the
+        config file's folder, like every other path in the config."""
+        url = self.storage.url.reveal()
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and url != "sqlite:///:memory:":
+            path = Path(url.removeprefix(prefix))
+            if not path.is_absolute():
+                return prefix + str(self.resolve_path(path))
+        return url
 
 
 def _key_path(loc: Sequence[int | str], data: Mapping[str, Any]) -> str:

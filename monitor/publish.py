@@ -44,6 +44,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from monitor.clock import utc
 from monitor.config import Settings
+from monitor.detect import SEVERITY
 from monitor.fields import LocalizedText
 from monitor.i18n import format_time
 from monitor.resources import templates_dir
@@ -288,8 +289,9 @@ def load_snapshot(store: Store, settings: Settings, *, now: datetime) -> SiteSna
     names = {c.id: Words.of(c.name) for c in settings.components}
     # Rows are turned into plain data inside the block: outside it they may be expired.
     with store.read() as tx:
-        components = _component_views(settings, names, tx.component_states())
         unresolved_rows = tx.incidents(unresolved=True)
+        declared = _declared_statuses(tx, unresolved_rows)
+        components = _component_views(settings, names, tx.component_states(), declared)
         recent_rows = tx.incidents(since=now - timedelta(days=RECENT_DAYS))
         rows = {row.id: row for row in [*unresolved_rows, *recent_rows]}
         views = {key: _incident_view(tx, row, names) for key, row in rows.items()}
@@ -307,12 +309,32 @@ def load_snapshot(store: Store, settings: Settings, *, now: datetime) -> SiteSna
     )
 
 
+def _declared_statuses(tx: StoreTx, unresolved: Iterable[IncidentRow]) -> dict[str, str]:
+    """The worst status each component has in an unresolved incident (what people declared)."""
+    declared: dict[str, str] = {}
+    for row in unresolved:
+        assert row.id is not None
+        for component_id, status in tx.incident_components(row.id).items():
+            declared[component_id] = _worse(declared.get(component_id, "operational"), status)
+    return declared
+
+
+def _worse(a: str, b: str) -> str:
+    return max(a, b, key=lambda status: SEVERITY.get(status, 0))
+
+
 def _component_views(
-    settings: Settings, names: Mapping[str, Words], states: Mapping[str, ComponentStateRow]
+    settings: Settings,
+    names: Mapping[str, Words],
+    states: Mapping[str, ComponentStateRow],
+    declared: Mapping[str, str],
 ) -> tuple[ComponentView, ...]:
+    """Components in config order. A component shows the worse of what the probes see and
+    what an unresolved incident declares for it, as on Statuspage."""
     views = []
     for position, component in enumerate(settings.components, start=1):
         state = states.get(component.id)
+        probed = state.status if state else "operational"
         description = component.description
         views.append(
             ComponentView(
@@ -320,7 +342,7 @@ def _component_views(
                 name=names[component.id],
                 description=Words.of(description) if description else None,
                 position=position,
-                status=state.status if state else "operational",
+                status=_worse(probed, declared.get(component.id, "operational")),
                 since=state.since if state else None,
                 updated_at=state.updated_at if state else None,
             )

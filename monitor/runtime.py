@@ -12,10 +12,10 @@ import contextlib
 import logging
 import random
 import signal
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import httpx
@@ -205,11 +205,15 @@ class _Runner:
                 await asyncio.wait_for(self.stop.wait(), timeout=duration)
         finally:
             self.stop.set()
-            self.scheduler.shutdown(wait=False)
+            # Pause, let running jobs finish, then shut down: shutting down first would
+            # cancel a delivery pass mid-send.
+            self.scheduler.pause()
             await self._drain()
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+            self.scheduler.shutdown(wait=False)
+            self.engine.publish_requested.set()  # wake the publisher so it sees stop
+            await asyncio.wait({publisher}, timeout=60)
+            if not publisher.done():
+                publisher.cancel()
             await self._final_steps()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -259,16 +263,29 @@ class _Runner:
             self.inflight.discard(task)
 
     async def _delivery_job(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
         try:
             await asyncio.to_thread(self.engine.deliver_pending)
         except Exception:
             log.exception("alert delivery pass failed")
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
 
     async def _publish_loop(self) -> None:
+        """Publish every ``publish_interval`` and soon after each state change, until stop.
+
+        It ends by itself when ``stop`` is set (cancelling it instead could be swallowed
+        by ``wait_for`` on Python 3.11 when the event fires at the same moment).
+        """
         interval = self.engine.settings.site.publish_interval.total_seconds()
-        while True:
+        while not self.stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.engine.publish_requested.wait(), timeout=interval)
+            if self.stop.is_set():
+                return
             self.engine.publish_requested.clear()
             await self._publish_safely()
 
@@ -279,15 +296,13 @@ class _Runner:
             log.exception("publishing the status page failed")
 
     async def _drain(self) -> None:
-        timeout = (
-            max(
-                (c.settings.timeout.total_seconds() for c in self.engine.checks.values()), default=0
-            )
-            + 5
+        probe_timeout = max(
+            (c.settings.timeout.total_seconds() for c in self.engine.checks.values()), default=0
         )
+        timeout = max(probe_timeout, self.engine.settings.alerts.timeout.total_seconds()) + 5
         pending = {t for t in self.inflight if not t.done()}
         if pending:
-            log.info("waiting for in-flight probes count=%s", len(pending))
+            log.info("waiting for in-flight jobs count=%s", len(pending))
             await asyncio.wait(pending, timeout=timeout)
 
     async def _final_steps(self) -> None:

@@ -104,7 +104,7 @@ async def _demo(out_dir: Path, tmp: Path, console: Console) -> int:
         f"Simulated registration site: {site.base_url} (wave opens after {WAVE_OPENS:g}s)"
     )
     console.print(f"Alert receiver: http://127.0.0.1:{receiver.port}/alerts")
-    store = Store(cfg.storage.url.reveal())
+    store = Store(cfg.database_url())
     try:
         ok = await _drive(cfg, store, site, receiver, timeline, console)
     finally:

@@ -168,3 +168,17 @@ def test_expect_status_ranges(spec: object, accepted: list[int], refused: list[i
 def test_bad_status_range_is_refused() -> None:
     errors = _errors({"components": COMPONENTS, "checks": [_check(expect_status="2xx")]})
     assert "invalid status" in errors["checks[0](login-page).expect_status"]
+
+
+def test_a_relative_sqlite_file_is_taken_from_the_config_folder(tmp_path: Path) -> None:
+    config = tmp_path / "etc" / "config.toml"
+    config.parent.mkdir()
+    config.write_text('[storage]\nurl = "sqlite:///data/pantau.db"\n')
+    settings = load_settings(config)
+    assert settings.database_url() == f"sqlite:///{tmp_path / 'etc' / 'data' / 'pantau.db'}"
+    absolute = parse_settings({"storage": {"url": "sqlite:////var/lib/pantau.db"}})
+    assert absolute.database_url() == "sqlite:////var/lib/pantau.db"
+    postgres = parse_settings(
+        {"storage": {"url": "postgresql+psycopg://u:${PW}@db/p"}}, env={"PW": "x"}
+    )
+    assert postgres.database_url() == "postgresql+psycopg://u:x@db/p"

@@ -689,3 +689,21 @@ def test_render_site_writes_into_a_plain_folder(
     snapshot = load_snapshot(wave_store, settings, now=now)
     out = render_site(snapshot, settings, tmp_path / "plain")
     assert tree_files(out) == CONTRACT_FILES
+
+
+def test_an_unresolved_incident_declares_its_components_status(
+    store: Store, settings: Settings, now: datetime, add_incident: AddIncident, tmp_path: Path
+) -> None:
+    # The probes see OTP as fine, but the comms team declared a partial outage of it.
+    add_incident(
+        store,
+        title=("OTP terlambat", "OTP delayed"),
+        status="identified",
+        started_at=now - timedelta(minutes=10),
+        components={"otp": "partial_outage"},
+        updates=[(now - timedelta(minutes=10), "identified", "SMS terlambat.", "SMS delayed.")],
+    )
+    site = publish_site(store, settings, now=now, out_dir=tmp_path / "declared")
+    statuses = {c["id"]: c["status"] for c in load(site, "api/v2/components.json")["components"]}
+    assert statuses["otp"] == "partial_outage"
+    assert statuses["home"] == "operational"
