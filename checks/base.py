@@ -35,11 +35,35 @@ class ErrorClass(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class StepResult:
+    """One step of a multi-step check (a flow): its own outcome and latency."""
+
+    name: str
+    ok: bool
+    latency_ms: float | None
+    status_code: int | None = None
+    error: ErrorClass | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "status_code": self.status_code,
+            "error": self.error.value if self.error else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     """The outcome of one run of one check.
 
-    ``ok`` is true when every expectation held. ``error`` names the class of the
-    first failure and ``detail`` says it in words (never with secrets in it).
+    ``ok`` is false when the target failed. A result can be ``ok`` and ``degraded``
+    (slow, a waiting-room page, a certificate near expiry): then ``error`` names why
+    (``too_slow``, ``assertion``, ``tls``) and the component shows
+    ``degraded_performance``, not an outage. ``detail`` says it in words, never with
+    secrets in it. ``step`` names the failing step of a flow; ``steps`` holds every
+    step's own outcome and latency.
     """
 
     check_id: str
@@ -53,6 +77,15 @@ class ProbeResult:
     step: str | None = None
     region: str = "default"
     attempt: int = 1
+    degraded: bool = False
+    steps: tuple[StepResult, ...] = ()
+
+    @property
+    def state(self) -> str:
+        """``up``, ``degraded`` or ``down``."""
+        if not self.ok:
+            return "down"
+        return "degraded" if self.degraded else "up"
 
     def as_json(self) -> dict[str, Any]:
         """Return the stable JSON shape printed by ``pantau check --json``."""
@@ -60,11 +93,14 @@ class ProbeResult:
             "check": self.check_id,
             "component": self.component_id,
             "ok": self.ok,
+            "state": self.state,
             "error": self.error.value if self.error else None,
             "detail": self.detail,
             "status_code": self.status_code,
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
             "step": self.step,
+            "steps": [step.as_json() for step in self.steps],
+            "attempt": self.attempt,
             "region": self.region,
             "started_at": self.started_at.isoformat(),
         }

@@ -8,6 +8,7 @@ Detection and incident logic live in the engine, not here.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -72,10 +73,23 @@ class ProbeResultRow(SQLModel, table=True):
     latency_ms: float | None = None
     step: str | None = Field(default=None, max_length=128)
     attempt: int = 1
+    degraded: bool = False
+    #: Each step of a flow as JSON: ``[{"name", "ok", "latency_ms", "status_code", "error"}]``.
+    steps: str | None = None
 
     def to_result(self) -> ProbeResult:
-        from checks.base import ErrorClass
+        from checks.base import ErrorClass, StepResult
 
+        steps = tuple(
+            StepResult(
+                name=item["name"],
+                ok=item["ok"],
+                latency_ms=item["latency_ms"],
+                status_code=item["status_code"],
+                error=ErrorClass(item["error"]) if item["error"] else None,
+            )
+            for item in json.loads(self.steps or "[]")
+        )
         return ProbeResult(
             check_id=self.check_id,
             component_id=self.component_id,
@@ -88,6 +102,8 @@ class ProbeResultRow(SQLModel, table=True):
             step=self.step,
             region=self.region,
             attempt=self.attempt,
+            degraded=self.degraded,
+            steps=steps,
         )
 
 
@@ -311,6 +327,8 @@ class StoreTx:
             latency_ms=result.latency_ms,
             step=result.step,
             attempt=result.attempt,
+            degraded=result.degraded,
+            steps=json.dumps([step.as_json() for step in result.steps]) if result.steps else None,
         )
         self.session.add(row)
         self.session.flush()
