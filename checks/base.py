@@ -133,6 +133,11 @@ class CheckSettings(BaseModel):
     interval: Duration = timedelta(seconds=30)
     #: The whole probe, from connect to the last byte, must finish within this.
     timeout: Duration = timedelta(seconds=10)
+    #: Quick re-probes after a failure, so one dropped packet does not count and a real
+    #: failure is confirmed within seconds instead of a whole interval. Every attempt is stored.
+    retries: int = Field(default=1, ge=0, le=10)
+    #: Pause before each re-probe.
+    retry_delay: Duration = timedelta(seconds=2)
 
 
 class Check(Protocol):

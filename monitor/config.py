@@ -101,6 +101,9 @@ class DetectionSettings(_Frozen):
     passes_to_recover: int = Field(default=2, ge=1, le=100)
     #: Open an incident automatically when a component goes down.
     auto_incidents: bool = True
+    #: Regions that must see a check fail before it counts as failing; default a
+    #: majority of the regions that reported within the last two intervals.
+    quorum: int | None = Field(default=None, ge=1, le=100)
 
 
 class AlertSettings(_Frozen):

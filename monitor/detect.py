@@ -1,15 +1,19 @@
 """Detection: from probe results to check states and component statuses.
 
-The rule (configurable in ``[detection]``): a check is *down* after
+The rule (configurable in ``[detection]``): in each region, a check is *down* after
 ``failures_to_down`` consecutive failing runs and *up* again after
-``passes_to_recover`` consecutive passes. A component is ``major_outage`` when
-all its checks are down, ``partial_outage`` when some are, else ``operational``.
+``passes_to_recover`` consecutive passes; ok-but-degraded results (slow, a waiting
+room, a certificate near expiry) make it *degraded* the same way. Across regions a
+check counts as down when ``quorum`` of the regions reporting see it down. A
+component is ``major_outage`` when all its checks are down, ``partial_outage`` when
+some are, ``degraded_performance`` when some are degraded, else ``operational``.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from checks.base import ProbeResult
 from monitor.config import DetectionSettings, Settings
@@ -38,69 +42,135 @@ class ComponentChange:
 
     @property
     def is_failure(self) -> bool:
-        return SEVERITY[self.to_status] > SEVERITY[OPERATIONAL] and self.to_status != MAINTENANCE
+        """An outage (partial or major): what opens incidents. Degraded is not down."""
+        return SEVERITY[self.to_status] >= SEVERITY[PARTIAL_OUTAGE]
 
     @property
     def is_recovery(self) -> bool:
         return self.to_status == OPERATIONAL
 
 
-def step_check_state(state: CheckStateRow, result: ProbeResult, rule: DetectionSettings) -> bool:
-    """Count ``result`` into ``state``. Return True when the check's up/down status changed."""
-    if result.ok:
-        state.consecutive_passes += 1
-        state.consecutive_failures = 0
-    else:
+def count_result(state: CheckStateRow, result: ProbeResult) -> None:
+    """Count ``result`` into the consecutive counters of ``state``."""
+    if not result.ok:
         state.consecutive_failures += 1
-        state.consecutive_passes = 0
+        state.consecutive_passes = state.consecutive_degraded = state.consecutive_clean = 0
+    else:
+        state.consecutive_failures = 0
+        state.consecutive_passes += 1
+        if result.degraded:
+            state.consecutive_degraded += 1
+            state.consecutive_clean = 0
+        else:
+            state.consecutive_clean += 1
+            state.consecutive_degraded = 0
     state.last_result_at = result.started_at
     state.last_error = result.error.value if result.error else None
     state.last_detail = result.detail
-    new = state.status
-    if not result.ok and state.consecutive_failures >= rule.failures_to_down:
-        new = "down"
-    elif result.ok and (
-        state.status == "unknown" or state.consecutive_passes >= rule.passes_to_recover
-    ):
-        new = "up"
+
+
+def next_check_status(state: CheckStateRow, result: ProbeResult, rule: DetectionSettings) -> str:
+    """The status of a check in one region after ``result`` was counted.
+
+    Down after ``failures_to_down`` consecutive failures; back after ``passes_to_recover``
+    passes. Between up and degraded the same thresholds apply to degraded and clean
+    passes, so one slow response does not flip the page. A first result decides at once.
+    """
+    current = state.status
+    target = "degraded" if result.degraded else "up"
+    if not result.ok:
+        return "down" if state.consecutive_failures >= rule.failures_to_down else current
+    if current == "unknown":
+        return target
+    if current == "down":
+        return target if state.consecutive_passes >= rule.passes_to_recover else current
+    if current == "up" and state.consecutive_degraded >= rule.failures_to_down:
+        return "degraded"
+    if current == "degraded" and state.consecutive_clean >= rule.passes_to_recover:
+        return "up"
+    return current
+
+
+def step_check_state(state: CheckStateRow, result: ProbeResult, rule: DetectionSettings) -> bool:
+    """Count ``result`` into ``state``. Return True when the check's status changed."""
+    count_result(state, result)
+    new = next_check_status(state, result, rule)
     if new == state.status:
         return False
     state.status, state.since = new, result.started_at
     return True
 
 
-def component_status(states: list[CheckStateRow]) -> str:
-    """The public status of a component from the states of its checks."""
-    down = sum(1 for s in states if s.status == "down")
-    if down == 0:
-        return OPERATIONAL
-    return MAJOR_OUTAGE if down == len(states) else PARTIAL_OUTAGE
+def check_status_across_regions(
+    states: list[CheckStateRow], *, now: datetime, interval: timedelta, quorum: int | None
+) -> str:
+    """One check's status from the regions that reported within the last two intervals.
+
+    It is down when at least ``quorum`` of them see it down (default: a majority),
+    degraded when that many see it down or degraded, else up; ``unknown`` before any result.
+    """
+    known = [s for s in states if s.status != "unknown" and s.last_result_at is not None]
+    recent = [s for s in known if now - s.last_result_at <= 2 * interval]  # type: ignore[operator]
+    voters = recent or known
+    if not voters:
+        return "unknown"
+    need = min(quorum or len(voters) // 2 + 1, len(voters))
+    down = sum(1 for s in voters if s.status == "down")
+    degraded = sum(1 for s in voters if s.status == "degraded")
+    if down >= need:
+        return "down"
+    return "degraded" if down + degraded >= need else "up"
+
+
+def component_status(check_statuses: list[str]) -> str:
+    """The public status of a component from the statuses of its checks."""
+    known = [s for s in check_statuses if s != "unknown"]
+    down = known.count("down")
+    if down:
+        return MAJOR_OUTAGE if down == len(known) else PARTIAL_OUTAGE
+    return DEGRADED if "degraded" in known else OPERATIONAL
 
 
 def evidence_of(states: list[CheckStateRow]) -> str:
-    """A short, secret-free account of which checks fail and how."""
-    failing = [s for s in states if s.status == "down"]
+    """A short, secret-free account of which checks fail (or are degraded), where and how."""
+    failing = [s for s in states if s.status in ("down", "degraded")]
     if not failing:
         return "all checks passing"
     classes = Counter(s.last_error or "unknown" for s in failing)
-    parts = [f"{s.check_id}: {s.last_error} ({s.last_detail})" for s in failing]
+    regions = sorted({s.region for s in failing})
+    parts = [
+        f"{s.check_id}@{s.region} {s.status}: {s.last_error} ({s.last_detail})" for s in failing
+    ]
     summary = ", ".join(f"{name}={count}" for name, count in classes.most_common())
-    return f"{len(failing)}/{len(states)} checks failing [{summary}]; " + "; ".join(parts)
+    return (
+        f"{len(failing)} of {len(states)} check-regions failing [{summary}] "
+        f"in {len(regions)} region(s) {', '.join(regions)}; " + "; ".join(parts)
+    )
 
 
 def record_result(tx: StoreTx, settings: Settings, result: ProbeResult) -> ComponentChange | None:
-    """Store ``result``, update its check, and re-evaluate its component in ``tx``.
+    """Store ``result``, update its check's state in its region, and re-evaluate the
+    component across its checks and regions, all in ``tx``.
 
     Returns the component's change, if any; its transition row is in the same transaction.
     """
     tx.add_result(result)
-    state = tx.check_state(result.check_id, result.component_id)
+    state = tx.check_state(result.check_id, result.component_id, result.region)
     if not step_check_state(state, result, settings.detection):
         return None
-    check_ids = {c.id for c in settings.checks_of(result.component_id)}
-    states = [s for s in tx.check_states() if s.check_id in check_ids]
-    status = component_status(states)
-    evidence = evidence_of(states)
+    checks = {c.id: c for c in settings.checks_of(result.component_id)}
+    all_states = [s for s in tx.check_states() if s.check_id in checks]
+    statuses = [
+        check_status_across_regions(
+            [s for s in all_states if s.check_id == check_id],
+            now=result.started_at,
+            interval=check.interval,
+            quorum=settings.detection.quorum,
+        )
+        for check_id, check in checks.items()
+    ]
+    status = component_status(statuses)
+    evidence = evidence_of(all_states)
     previous = tx.component_states().get(result.component_id)
     before = previous.status if previous else OPERATIONAL
     transition = tx.set_component_status(

@@ -13,7 +13,7 @@ from typing import Any
 
 from monitor.alerts import enqueue_alerts
 from monitor.config import Settings
-from monitor.detect import MAJOR_OUTAGE, OPERATIONAL, SEVERITY, ComponentChange
+from monitor.detect import DEGRADED, MAJOR_OUTAGE, OPERATIONAL, SEVERITY, ComponentChange
 from monitor.i18n import format_duration, format_time, join_names
 from monitor.statements import Statement, StatementLibrary
 from monitor.store import IncidentRow, IncidentUpdateRow, StoreTx
@@ -203,7 +203,38 @@ class IncidentAutomation:
             return self._on_failure(tx, change, now=now)
         if change.is_recovery:
             return self._on_recovery(tx, change, now=now)
+        if change.to_status == DEGRADED:
+            return self._on_degraded(tx, change, now=now)
         return None
+
+    def _on_degraded(
+        self, tx: StoreTx, change: ComponentChange, *, now: datetime
+    ) -> IncidentEvent | None:
+        """Slow or queued but working: no new incident, but an open one says so."""
+        incident = self._open_for(tx, change.component_id)
+        if incident is None or incident.id is None:
+            return None
+        if change.component_id not in tx.incident_components(incident.id):
+            return None
+        tx.set_incident_component(incident.id, change.component_id, DEGRADED)
+        names = [_names(self.settings, [change.component_id], lang) for lang in ("id", "en")]
+        note = Statement(
+            id=f"{names[0]} sudah bisa diakses lagi, tetapi masih lambat.",
+            en=f"{names[1]} is reachable again but still slow.",
+        )
+        _add_entry(
+            tx,
+            incident,
+            now=now,
+            status=incident.status,
+            statement=note,
+            author=AUTHOR_AUTO,
+            event="update",
+        )
+        incident.updated_at = now
+        return IncidentEvent(
+            incident.id, "degraded", now, incident.title_id, (change.component_id,)
+        )
 
     def _open_for(self, tx: StoreTx, component_id: str) -> IncidentRow | None:
         """The unresolved incident a failing component belongs to: one naming it, else an

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -63,6 +64,8 @@ class ProbeOutcome:
     result: ProbeResult
     change: ComponentChange | None = None
     incident: IncidentEvent | None = None
+    #: The check's status in this region after the result: unknown, up, degraded or down.
+    check_status: str = "unknown"
 
 
 @dataclass(slots=True)
@@ -95,6 +98,7 @@ class Engine:
         notifier: Notifier,
         publisher: Callable[[Store, Settings, datetime], Path] | None = None,
         listener: EngineListener | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -103,6 +107,8 @@ class Engine:
         self.notifier = notifier
         self.publisher = publisher
         self.listener = listener or EngineListener()
+        #: Waits between re-probes; tests inject one that steps their clock.
+        self.sleep = sleep
         self.checks: dict[str, Check] = {c.id: build_check(c) for c in settings.checks}
         self.automation = IncidentAutomation(
             settings, StatementLibrary(extra_dir=self._templates_dir())
@@ -116,10 +122,25 @@ class Engine:
 
     # -- steps -------------------------------------------------------------
     async def probe_once(self, check_id: str) -> ProbeOutcome:
-        """Run one check, store its result and apply detection and incidents in one transaction."""
+        """Run one check and record it; after a failure, re-probe up to ``retries`` times
+        ``retry_delay`` apart until it passes or is confirmed down. Every attempt is stored
+        (and counted by detection) in its own transaction; returns the last attempt's outcome.
+        """
         check = self.checks[check_id]
         ctx = ProbeContext(client=self.client, clock=self.clock, region=self.settings.probe.region)
-        result = await check.run(ctx)
+        attempt = 1
+        while True:
+            result = await check.run(ctx)
+            if attempt > 1:
+                result = dataclasses.replace(result, attempt=attempt)
+            outcome = await self._record(result)
+            done = result.ok or outcome.check_status == "down"
+            if done or attempt > check.settings.retries:
+                return outcome
+            attempt += 1
+            await self.sleep(check.settings.retry_delay.total_seconds())
+
+    async def _record(self, result: ProbeResult) -> ProbeOutcome:
         outcome = await asyncio.to_thread(self._commit, result)
         self.counters.probes += 1
         if outcome.change is not None:
@@ -135,6 +156,7 @@ class Engine:
         with self.store.tx() as tx:
             change = record_result(tx, self.settings, result)
             event = self.automation.handle(tx, change, now=now) if change else None
+            status = tx.check_state(result.check_id, result.component_id, result.region).status
         if change is not None:
             log.info(
                 "component changed component=%s from=%s to=%s",
@@ -149,7 +171,7 @@ class Engine:
                 event.incident_id,
                 ",".join(event.components),
             )
-        return ProbeOutcome(result=result, change=change, incident=event)
+        return ProbeOutcome(result=result, change=change, incident=event, check_status=status)
 
     def deliver_pending(self) -> DeliveryReport:
         """Send due alerts (blocking; the runtime calls it in a worker thread)."""

@@ -113,10 +113,15 @@ class CheckStateRow(SQLModel, table=True):
     __tablename__ = "check_state"
 
     check_id: str = Field(primary_key=True, max_length=64)
+    #: The region whose probes this state counts (each region keeps its own).
+    region: str = Field(default="default", primary_key=True, max_length=64)
     component_id: str = Field(max_length=64)
-    status: str = Field(default="unknown", max_length=16)  # unknown | up | down
+    status: str = Field(default="unknown", max_length=16)  # unknown | up | degraded | down
     consecutive_failures: int = 0
     consecutive_passes: int = 0
+    #: Within the current run of passes: consecutive degraded ones and clean ones.
+    consecutive_degraded: int = 0
+    consecutive_clean: int = 0
     last_result_at: datetime | None = _ts(nullable=True)
     last_error: str | None = None
     last_detail: str = ""
@@ -366,11 +371,15 @@ class StoreTx:
         return int(self.session.exec(select(func.count()).select_from(ProbeResultRow)).one())
 
     # -- check and component state ----------------------------------------
-    def check_state(self, check_id: str, component_id: str) -> CheckStateRow:
-        row = self.session.get(CheckStateRow, check_id)
+    def check_state(
+        self, check_id: str, component_id: str, region: str = "default"
+    ) -> CheckStateRow:
+        """The state of a check as seen from ``region`` (created when new)."""
+        row = self.session.get(CheckStateRow, (check_id, region))
         if row is None:
-            row = CheckStateRow(check_id=check_id, component_id=component_id)
+            row = CheckStateRow(check_id=check_id, region=region, component_id=component_id)
             self.session.add(row)
+            self.session.flush()
         return row
 
     def check_states(self) -> list[CheckStateRow]:

@@ -26,7 +26,7 @@ def make_config(
         {"id": "otp-page", "component": "otp", "url": f"{base_url}/otp"},
     ]
     for check in checks:
-        check.update(kind="http", interval="1s", timeout="1s")
+        check.update(kind="http", interval="1s", timeout="1s", retries=0)
     return {
         "components": COMPONENTS,
         "checks": checks,

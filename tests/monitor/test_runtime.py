@@ -172,3 +172,86 @@ async def test_probes_share_one_client_but_never_cookies(settings: Settings) -> 
         server.shutdown()
         server.server_close()
     assert seen == [None, None]
+
+
+class ScriptedSite:
+    """Answers each request with the next status of a script (then 200 forever)."""
+
+    def __init__(self, statuses: list[int]) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        script = list(statuses)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                code = script.pop(0) if script else 200
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _retrying_engine(
+    statuses: list[int], store: Store, clock: ManualClock, client: httpx.AsyncClient
+) -> tuple[Engine, ScriptedSite]:
+    site = ScriptedSite(statuses)
+    config = make_config(base_url=site.url)
+    for check in config["checks"]:
+        check.update(retries=2, retry_delay="3s")
+    settings = parse_settings(config)
+
+    async def step_clock(seconds: float) -> None:
+        clock.advance(seconds)
+
+    engine = Engine(
+        settings, store, clock=clock, client=client, notifier=AppriseNotifier(), sleep=step_clock
+    )
+    return engine, site
+
+
+async def test_one_dropped_response_is_retried_and_does_not_count(
+    store: Store, clock: ManualClock, client: httpx.AsyncClient
+) -> None:
+    engine, site = _retrying_engine([503], store, clock, client)
+    try:
+        outcome = await engine.probe_once("otp-page")
+    finally:
+        site.stop()
+    assert outcome.result.ok
+    assert outcome.result.attempt == 2
+    assert outcome.change is None
+    with store.read() as tx:
+        attempts = [(r.attempt, r.ok) for r in tx.results(newest_first=False)]
+    assert attempts == [(1, False), (2, True)]  # every attempt is stored
+
+
+async def test_a_real_failure_is_confirmed_by_quick_reprobes_not_a_whole_interval(
+    store: Store, clock: ManualClock, client: httpx.AsyncClient
+) -> None:
+    start = clock.now()
+    engine, site = _retrying_engine([503, 503, 503], store, clock, client)
+    try:
+        outcome = await engine.probe_once("otp-page")
+    finally:
+        site.stop()
+    assert outcome.incident is not None
+    assert outcome.incident.event == "opened"
+    assert outcome.check_status == "down"
+    assert (clock.now() - start).total_seconds() == 3  # one retry_delay, then confirmed down
+    with store.read() as tx:
+        assert [r.attempt for r in tx.results(newest_first=False)] == [
+            1,
+            2,
+        ]  # no third attempt once down
