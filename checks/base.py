@@ -138,6 +138,8 @@ class CheckSettings(BaseModel):
     retries: int = Field(default=1, ge=0, le=10)
     #: Pause before each re-probe.
     retry_delay: Duration = timedelta(seconds=2)
+    #: Interval during a ``surge`` event of its component (default: a third of ``interval``).
+    surge_interval: Duration | None = None
 
 
 class Check(Protocol):

@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from checks import CHECK_KINDS
 from checks.base import ID_PATTERN, CheckSettings
@@ -138,6 +138,50 @@ class IncidentSettings(_Frozen):
     templates_dir: Path | None = None
 
 
+class EventSettings(_Frozen):
+    """``[[events]]``: a planned high-traffic event (a wave opening) or maintenance.
+
+    During a ``surge`` the checks of its components run at their ``surge_interval``
+    (default a third of their interval), so detection is fastest when failure is likeliest.
+    """
+
+    id: str = Field(pattern=ID_PATTERN)
+    kind: Literal["surge", "maintenance"]
+    name: Text
+    #: What the public should know (shown on the page), per language.
+    message: Text | None = None
+    #: Start and end; a time without an offset is taken in ``[site] timezone``.
+    start: datetime
+    end: datetime
+    #: Components it concerns; empty means all.
+    components: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _ends_after_it_starts(self) -> EventSettings:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a time zone")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def active(self, now: datetime) -> bool:
+        return self.start <= now < self.end
+
+    def covers(self, component_id: str) -> bool:
+        return not self.components or component_id in self.components
+
+
+def _localize(event: Any, zone: ZoneInfo) -> Any:
+    if not isinstance(event, Mapping):
+        return event
+    fixed = dict(event)
+    for key in ("start", "end"):
+        value = fixed.get(key)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            fixed[key] = value.replace(tzinfo=zone)
+    return fixed
+
+
 def _check_config_type() -> Any:
     """The union of the registered kinds' settings models, told apart by ``kind``."""
     models = tuple(cls.config_model for cls in CHECK_KINDS.values())
@@ -165,8 +209,24 @@ class Settings(_Frozen):
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     components: tuple[ComponentSettings, ...] = ()
     checks: tuple[CheckConfig, ...] = ()
+    events: tuple[EventSettings, ...] = ()
     #: Folder of the config file; relative paths in it are taken from here.
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _events_in_site_zone(cls, data: Any) -> Any:
+        """Times of ``[[events]]`` written without an offset are in ``[site] timezone``."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("events"), list):
+            return data
+        site = data.get("site")
+        name = site.get("timezone", "Asia/Jakarta") if isinstance(site, Mapping) else "Asia/Jakarta"
+        try:
+            zone = ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            return data  # reported on [site] timezone
+        events = [_localize(event, zone) for event in data["events"]]
+        return {**data, "events": events}
 
     def component(self, component_id: str) -> ComponentSettings:
         for component in self.components:
@@ -242,6 +302,20 @@ def _semantic_errors(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         component = check.get("component")
         if isinstance(component, str) and component not in seen:
             errors.append((f"{label}.component", f"unknown component {component!r}"))
+    return errors + _event_reference_errors(data.get("events"), seen)
+
+
+def _event_reference_errors(events: Any, components: set[str]) -> list[tuple[str, str]]:
+    errors: list[tuple[str, str]] = []
+    for i, event in enumerate(events if isinstance(events, list) else []):
+        if not isinstance(event, Mapping) or not isinstance(event.get("components"), list):
+            continue
+        label = (
+            f"events[{i}]({event['id']})" if isinstance(event.get("id"), str) else f"events[{i}]"
+        )
+        for component in event["components"]:
+            if isinstance(component, str) and component not in components:
+                errors.append((f"{label}.components", f"unknown component {component!r}"))
     return errors
 
 

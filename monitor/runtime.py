@@ -13,21 +13,22 @@ import dataclasses
 import logging
 import random
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from checks import Check, ProbeContext, ProbeResult, build_check
+from checks import Check, CheckSettings, ProbeContext, ProbeResult, build_check
 from checks.http import USER_AGENT
 from monitor.alerts import DeliveryReport, Notifier, deliver_pending
 from monitor.clock import Clock
-from monitor.config import Settings
+from monitor.config import EventSettings, Settings
 from monitor.detect import ComponentChange, record_result
 from monitor.incidents import IncidentAutomation, IncidentEvent
 from monitor.statements import StatementLibrary
@@ -37,6 +38,19 @@ log = logging.getLogger(__name__)
 
 #: How often due alert deliveries are looked for.
 DELIVERY_INTERVAL = timedelta(seconds=1)
+
+
+def effective_interval(
+    check: CheckSettings, events: Iterable[EventSettings], now: datetime
+) -> timedelta:
+    """How often ``check`` runs at ``now``: faster while a surge event covers its component."""
+    surging = any(
+        event.kind == "surge" and event.active(now) and event.covers(check.component)
+        for event in events
+    )
+    if not surging:
+        return check.interval
+    return check.surge_interval or check.interval / 3
 
 
 def make_client(settings: Settings) -> httpx.AsyncClient:
@@ -213,6 +227,7 @@ class _Runner:
         self.inflight: set[asyncio.Task[object]] = set()
         self.semaphore = asyncio.Semaphore(engine.settings.probe.concurrency)
         self.scheduler = AsyncIOScheduler(timezone="UTC")
+        self.intervals: dict[str, timedelta] = {}
 
     async def serve(self, duration: float | None) -> None:
         loop = asyncio.get_running_loop()
@@ -244,19 +259,22 @@ class _Runner:
     def _schedule(self) -> None:
         settings = self.engine.settings
         jitter = settings.probe.jitter.total_seconds()
-        now = datetime.now().astimezone()
+        now = datetime.now(UTC)
         for check_id, check in self.engine.checks.items():
-            interval = check.settings.interval.total_seconds()
-            first = now + timedelta(seconds=random.uniform(0, min(jitter, interval)))
+            interval = effective_interval(check.settings, settings.events, now)
+            self.intervals[check_id] = interval
+            first = now + timedelta(
+                seconds=random.uniform(0, min(jitter, interval.total_seconds()))
+            )
             self.scheduler.add_job(
                 self._probe_job,
-                IntervalTrigger(seconds=interval, jitter=jitter or None),
+                self._trigger(interval),
                 args=[check_id],
                 id=f"probe:{check_id}",
                 next_run_time=first,
                 max_instances=1,  # a slow target never piles up probes of itself
                 coalesce=True,  # after a stall, run once, not once per missed slot
-                misfire_grace_time=max(int(interval), 1),
+                misfire_grace_time=max(int(interval.total_seconds()), 1),
             )
         self.scheduler.add_job(
             self._delivery_job,
@@ -266,6 +284,30 @@ class _Runner:
             coalesce=True,
             misfire_grace_time=5,
         )
+        # Surges change the probing pace when they start and when they end.
+        boundaries = {e.start for e in settings.events} | {e.end for e in settings.events}
+        for moment in sorted(b for b in boundaries if b > now):
+            self.scheduler.add_job(
+                self._reschedule, DateTrigger(run_date=moment), misfire_grace_time=60
+            )
+
+    def _trigger(self, interval: timedelta) -> IntervalTrigger:
+        jitter = min(
+            self.engine.settings.probe.jitter.total_seconds(), interval.total_seconds() / 2
+        )
+        return IntervalTrigger(seconds=interval.total_seconds(), jitter=jitter or None)
+
+    def _reschedule(self) -> None:
+        """Apply the intervals in force now to every check whose pace changed."""
+        now = datetime.now(UTC)
+        for check_id, check in self.engine.checks.items():
+            interval = effective_interval(check.settings, self.engine.settings.events, now)
+            if interval != self.intervals.get(check_id):
+                self.intervals[check_id] = interval
+                self.scheduler.reschedule_job(f"probe:{check_id}", trigger=self._trigger(interval))
+                log.info(
+                    "probe pace changed check=%s interval=%ss", check_id, interval.total_seconds()
+                )
 
     async def _probe_job(self, check_id: str) -> None:
         if self.stop.is_set():
