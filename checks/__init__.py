@@ -7,10 +7,14 @@ registered kind has tests).
 from __future__ import annotations
 
 from checks.base import Check, CheckSettings, ErrorClass, ProbeContext, ProbeResult
+from checks.flow import FlowCheck
 from checks.http import HttpCheck
+from checks.tls import TlsCheck
 
 CHECK_KINDS: dict[str, type[Check]] = {
+    "flow": FlowCheck,
     "http": HttpCheck,
+    "tls": TlsCheck,
 }
 
 

@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 import httpx
 from pydantic import Field, field_validator
@@ -71,12 +71,16 @@ class HttpCheckSettings(CheckSettings):
     def _sendable_headers(cls, value: dict[str, Secret]) -> dict[str, Secret]:
         """Refuse at load time what would fail (and be echoed) at probe time."""
         for name, header in value.items():
-            if not _TOKEN.match(name):
-                raise ValueError(f"invalid header name {name!r}")
-            text = header.reveal()
-            if any(ch in text for ch in "\r\n\x00") or not text.isascii():
-                raise ValueError(f"header {name!r}: value must be printable ASCII on one line")
+            check_header(name, header.reveal())
         return value
+
+
+def check_header(name: str, value: str) -> None:
+    """Raise ValueError (never quoting ``value``) unless the header can be sent as is."""
+    if not _TOKEN.match(name):
+        raise ValueError(f"invalid header name {name!r}")
+    if any(ch in value for ch in "\r\n\x00") or not value.isascii():
+        raise ValueError(f"header {name!r}: value must be printable ASCII on one line")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +192,12 @@ def _short(chain: list[BaseException], secrets: Collection[str] = ()) -> str:
     for exc in reversed(chain):
         if message := _text(exc):
             # Mask before cutting, so that no prefix of a secret survives the cut.
-            return _mask(message, secrets)[:200]
+            return mask_secrets(message, secrets)[:200]
     return type(chain[0]).__name__
 
 
-def _mask(text: str, secrets: Collection[str]) -> str:
+def mask_secrets(text: str, secrets: Collection[str]) -> str:
+    """``text`` with every value in ``secrets`` (as is, or as a str or bytes repr) as ``***``."""
     for secret in secrets:
         for form in _spellings(secret):
             text = text.replace(form, "***")
@@ -214,20 +219,29 @@ async def fetch(
     max_body_bytes: int,
     monotonic: Callable[[], float],
     secret_headers: Collection[str] = (),
+    cookies: httpx.Cookies | None = None,
 ) -> Fetched:
     """Send ``request`` and read at most ``max_body_bytes`` of decompressed body.
 
     Redirects are followed by hand (the cap on hops is per probe); ``secret_headers``
-    are dropped once a redirect leaves the origin of ``request``. Raises ProbeFailure
+    are dropped once a redirect leaves the origin of ``request``. With a ``cookies`` jar,
+    every response, redirects included, stores its ``Set-Cookie`` in the jar, and every
+    redirect hop sends the jar's cookies for its URL (the first request keeps a ``Cookie``
+    header the caller set, and gets the jar's otherwise): the caller owns the jar, the
+    shared client keeps none. Raises ProbeFailure
     (``too_large``, or ``protocol`` for a corrupt coding), httpx.TooManyRedirects, and
     httpx's exceptions for transport faults; the caller bounds the whole call with its
     timeout.
     """
     start = monotonic()
     origin = _origin(request.url)
-    for _hop in range(max_redirects + 1):
+    for hop in range(max_redirects + 1):
+        if cookies is not None:
+            _attach_cookies(request, cookies, replace=hop > 0)
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
+            if cookies is not None:
+                cookies.extract_cookies(response)
             next_request = response.next_request if follow_redirects else None
             if next_request is None:
                 body = await _read_capped(response, max_body_bytes)
@@ -242,6 +256,14 @@ async def fetch(
             await response.aclose()
         request = _next_hop(next_request, origin=origin, secret_headers=secret_headers)
     raise httpx.TooManyRedirects(f"more than {max_redirects} redirects", request=request)
+
+
+def _attach_cookies(request: httpx.Request, cookies: httpx.Cookies, *, replace: bool) -> None:
+    # A redirect hop built by httpx carries the client's cookies, never the caller's jar.
+    if replace:
+        request.headers.pop("Cookie", None)
+    if "Cookie" not in request.headers:
+        cookies.set_cookie_header(request)
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -360,7 +382,20 @@ def _too_large(limit: int) -> ProbeFailure:
     return ProbeFailure(ErrorClass.TOO_LARGE, f"body larger than {limit} bytes (decoded)")
 
 
-def assess(settings: HttpCheckSettings, fetched: Fetched) -> tuple[ErrorClass, str] | None:
+class Expectations(Protocol):
+    """What :func:`assess` checks: the expectation fields of an http check or a flow step."""
+
+    @property
+    def expect_status(self) -> StatusRanges: ...
+    @property
+    def body_contains(self) -> tuple[str, ...]: ...
+    @property
+    def body_not_contains(self) -> tuple[str, ...]: ...
+    @property
+    def max_latency(self) -> timedelta | None: ...
+
+
+def assess(settings: Expectations, fetched: Fetched) -> tuple[ErrorClass, str] | None:
     """Apply the expectations to a response. Return the first failure, or None."""
     if not settings.expect_status.accepts(fetched.status_code):
         return (

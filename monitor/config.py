@@ -228,6 +228,20 @@ class Settings(_Frozen):
         events = [_localize(event, zone) for event in data["events"]]
         return {**data, "events": events}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _http_is_the_default_kind(cls, data: Any) -> Any:
+        """A ``[[checks]]`` entry without ``kind`` is an http check."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("checks"), list):
+            return data
+        checks = [
+            {**check, "kind": "http"}
+            if isinstance(check, Mapping) and "kind" not in check
+            else check
+            for check in data["checks"]
+        ]
+        return {**data, "checks": checks}
+
     def component(self, component_id: str) -> ComponentSettings:
         for component in self.components:
             if component.id == component_id:
@@ -327,7 +341,7 @@ def parse_settings(
     source: str = "config",
 ) -> Settings:
     """Validate a parsed config mapping. Raises ConfigError listing every problem."""
-    context = {"env": os.environ if env is None else env}
+    context = {"env": os.environ if env is None else env, "base_dir": base_dir}
     errors = _semantic_errors(data)
     try:
         settings = Settings.model_validate({**data, "base_dir": base_dir}, context=context)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from checks import CHECK_KINDS
 from monitor.config import ConfigError, load_settings, parse_settings
 from monitor.fields import parse_duration
 
@@ -41,7 +42,9 @@ def test_example_config_is_valid_for_the_prakerja_case() -> None:
         "OTP",
     ]
     assert [c.name.get("en") for c in settings.components] == ["Home", "Login", "Signup", "OTP"]
-    assert all(c.kind == "http" for c in settings.checks)
+    kinds = {c.id: c.kind for c in settings.checks}
+    assert {kinds[i] for i in ("home-page", "login-page", "signup-page", "otp-page")} == {"http"}
+    assert all(kind in CHECK_KINDS for kind in kinds.values())
     assert settings.site.timezone == "Asia/Jakarta"
 
 
@@ -182,3 +185,23 @@ def test_a_relative_sqlite_file_is_taken_from_the_config_folder(tmp_path: Path) 
         {"storage": {"url": "postgresql+psycopg://u:${PW}@db/p"}}, env={"PW": "x"}
     )
     assert postgres.database_url() == "postgresql+psycopg://u:x@db/p"
+
+
+def test_a_check_without_kind_is_an_http_check() -> None:
+    settings = parse_settings(
+        {
+            "components": COMPONENTS,
+            "checks": [{"id": "x", "component": "login", "url": "http://127.0.0.1/"}],
+        }
+    )
+    assert settings.checks[0].kind == "http"
+
+
+def test_an_unknown_kind_names_the_registered_ones() -> None:
+    errors = _errors(
+        {"components": COMPONENTS, "checks": [{"id": "x", "component": "login", "kind": "ftp"}]}
+    )
+    (message,) = errors.values()
+    assert "'http'" in message
+    assert "'flow'" in message
+    assert "'tls'" in message
