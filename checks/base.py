@@ -113,6 +113,8 @@ class ProbeContext:
     client: httpx.AsyncClient
     clock: Clock
     region: str = "default"
+    #: A client that keeps no connections alive, for checks with ``fresh_connection``.
+    fresh_client: httpx.AsyncClient | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

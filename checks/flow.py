@@ -52,6 +52,7 @@ from checks.http import (
     assess,
     check_header,
     classify_exception,
+    degradation,
     fetch,
     mask_secrets,
 )
@@ -363,8 +364,10 @@ class FlowStep(_Frozen):
     body_contains: StrList = ()
     #: Texts none of which may appear in the body.
     body_not_contains: StrList = ()
-    #: This step slower than this fails with ``too_slow``.
+    #: This step slower than this makes the flow *degraded* (``too_slow``), not down.
     max_latency: Duration | None = None
+    #: Texts of a waiting-room or queue page: the step works, but users wait (degraded).
+    degraded_if_body_contains: StrList = ()
     #: Variables taken from the response for later steps: ``name = { css = "...", attr = "..." }``.
     extract: dict[str, Extract] = Field(default_factory=dict)
 
@@ -536,6 +539,8 @@ class _Run:
     current: str | None = None
     step_started: float = 0.0
     status_code: int | None = None
+    #: The first step that passed but slowly or into a waiting room, and why.
+    degraded: tuple[str, Failure] | None = None
 
 
 class FlowCheck:
@@ -570,18 +575,20 @@ class FlowCheck:
         except Exception as exc:  # a bug of ours must still become a result
             failure = self._close_step(ctx, run, classify_exception(exc, secrets=self._masked(run)))
         latency_ms = (ctx.clock.monotonic() - start) * 1000.0
+        degraded = run.degraded if failure is None else None
         return ProbeResult(
             check_id=self._settings.id,
             component_id=self._settings.component,
             started_at=started_at,
             ok=failure is None,
             latency_ms=latency_ms,
-            error=failure[0] if failure else None,
-            detail=self._detail(run, failure),
+            error=failure[0] if failure else degraded[1][0] if degraded else None,
+            detail=self._detail(run, failure, degraded),
             status_code=run.status_code,
-            step=run.current if failure else None,
+            step=run.current if failure else degraded[0] if degraded else None,
             region=ctx.region,
             steps=tuple(run.steps),
+            degraded=degraded is not None,
         )
 
     async def _run_steps(self, ctx: ProbeContext, run: _Run) -> Failure | None:
@@ -613,6 +620,8 @@ class FlowCheck:
             return self._close_step(ctx, run, classify_exception(exc, secrets=self._masked(run)))
         run.status_code = fetched.status_code
         failure = assess(step, fetched) or self._extract(run, step, fetched)
+        if failure is None and run.degraded is None and (slow := degradation(step, fetched)):
+            run.degraded = (step.name, slow)
         run.steps.append(
             StepResult(
                 name=step.name,
@@ -693,7 +702,11 @@ class FlowCheck:
         extracted = {v for v in run.values.values() if len(v) >= _MASK_EXTRACTED_FROM}
         return self._secrets + _spellings(extracted)
 
-    def _detail(self, run: _Run, failure: Failure | None) -> str:
+    def _detail(
+        self, run: _Run, failure: Failure | None, degraded: tuple[str, Failure] | None = None
+    ) -> str:
+        if failure is None and degraded is not None:
+            return mask_secrets(f"{degraded[0]}: {degraded[1][1]}", self._masked(run))
         if failure is None:
             count = len(run.steps)
             return f"{count} step{'s' if count != 1 else ''} passed, last status {run.status_code}"

@@ -58,8 +58,12 @@ class HttpCheckSettings(CheckSettings):
     body_contains: StrList = ()
     #: Texts none of which may appear in the body (for example an error banner).
     body_not_contains: StrList = ()
-    #: A response slower than this fails with ``too_slow``.
+    #: A response slower than this is *degraded* (``too_slow``), not down.
     max_latency: Duration | None = None
+    #: Texts of a waiting-room or queue page: the site answers, but users wait (degraded).
+    degraded_if_body_contains: StrList = ()
+    #: Open a new connection for every probe, to measure connect and TLS time too.
+    fresh_connection: bool = False
     #: Bytes of (decompressed) body read at most; beyond fails with ``too_large``.
     max_body_bytes: ByteSize = DEFAULT_MAX_BODY
     #: Follow redirects (up to ``max_redirects``; beyond fails with ``redirect_loop``).
@@ -393,10 +397,15 @@ class Expectations(Protocol):
     def body_not_contains(self) -> tuple[str, ...]: ...
     @property
     def max_latency(self) -> timedelta | None: ...
+    @property
+    def degraded_if_body_contains(self) -> tuple[str, ...]: ...
 
 
 def assess(settings: Expectations, fetched: Fetched) -> tuple[ErrorClass, str] | None:
-    """Apply the expectations to a response. Return the first failure, or None."""
+    """Apply the expectations to a response. Return the first failure, or None.
+
+    Slowness and waiting rooms are not failures: see :func:`degradation`.
+    """
     if not settings.expect_status.accepts(fetched.status_code):
         return (
             ErrorClass.HTTP_STATUS,
@@ -410,11 +419,21 @@ def assess(settings: Expectations, fetched: Fetched) -> tuple[ErrorClass, str] |
         for needle in settings.body_not_contains:
             if needle in text:
                 return ErrorClass.ASSERTION, f"body contains {needle!r}"
+    return None
+
+
+def degradation(settings: Expectations, fetched: Fetched) -> tuple[ErrorClass, str] | None:
+    """Why a passing response is degraded (slow, a waiting-room page), or None."""
     if settings.max_latency is not None and fetched.latency_ms > _ms(settings.max_latency):
         return (
             ErrorClass.TOO_SLOW,
-            f"took {fetched.latency_ms:.0f} ms, limit {_ms(settings.max_latency):.0f} ms",
+            f"slow: took {fetched.latency_ms:.0f} ms, limit {_ms(settings.max_latency):.0f} ms",
         )
+    if settings.degraded_if_body_contains:
+        text = fetched.text
+        for needle in settings.degraded_if_body_contains:
+            if needle in text:
+                return ErrorClass.ASSERTION, f"waiting room: body contains {needle!r}"
     return None
 
 
@@ -446,43 +465,58 @@ class HttpCheck:
         )
 
     async def run(self, ctx: ProbeContext) -> ProbeResult:
-        """Probe once and return a classified result. Never raises (only cancellation)."""
+        """Probe once and return a classified result. Never raises (only cancellation).
+
+        A response that passes but is slow or a waiting-room page is ``ok`` and ``degraded``.
+        """
         started_at = ctx.clock.now()
         start = ctx.clock.monotonic()
-        failure, status_code, latency_ms = await self._attempt(ctx)
+        outcome = await self._attempt(ctx)
+        latency_ms = outcome.latency_ms
         if latency_ms is None:
             latency_ms = (ctx.clock.monotonic() - start) * 1000.0
+        reason = outcome.failure or outcome.degraded
         return ProbeResult(
             check_id=self._settings.id,
             component_id=self._settings.component,
             started_at=started_at,
-            ok=failure is None,
+            ok=outcome.failure is None,
             latency_ms=latency_ms,
-            error=failure[0] if failure else None,
-            detail=failure[1] if failure else f"status {status_code}",
-            status_code=status_code,
+            error=reason[0] if reason else None,
+            detail=reason[1] if reason else f"status {outcome.status_code}",
+            status_code=outcome.status_code,
             region=ctx.region,
+            degraded=outcome.failure is None and outcome.degraded is not None,
         )
 
-    async def _attempt(
-        self, ctx: ProbeContext
-    ) -> tuple[tuple[ErrorClass, str] | None, int | None, float | None]:
-        """Return (first failure or None, status code, latency in ms if a response came)."""
+    async def _attempt(self, ctx: ProbeContext) -> _Attempt:
+        """Fetch, then judge the response: a failure, or a pass that may be degraded."""
         s = self._settings
         secret = {name: value.reveal() for name, value in s.headers.items() if value.has_secret}
+        client = ctx.fresh_client if s.fresh_connection and ctx.fresh_client else ctx.client
         try:
             async with asyncio.timeout(s.timeout.total_seconds()):
                 fetched = await fetch(
-                    ctx.client,
-                    self.build_request(ctx.client),
+                    client,
+                    self.build_request(client),
                     follow_redirects=s.follow_redirects,
                     max_redirects=s.max_redirects,
                     max_body_bytes=s.max_body_bytes,
                     monotonic=ctx.clock.monotonic,
                     secret_headers=secret.keys(),
                 )
-            return assess(s, fetched), fetched.status_code, fetched.latency_ms
         except ProbeFailure as exc:
-            return (exc.error, exc.detail), exc.status_code, None
+            return _Attempt((exc.error, exc.detail), None, exc.status_code, None)
         except Exception as exc:
-            return classify_exception(exc, secrets=secret.values()), None, None
+            return _Attempt(classify_exception(exc, secrets=secret.values()), None, None, None)
+        failure = assess(s, fetched)
+        degraded = None if failure else degradation(s, fetched)
+        return _Attempt(failure, degraded, fetched.status_code, fetched.latency_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    failure: tuple[ErrorClass, str] | None
+    degraded: tuple[ErrorClass, str] | None
+    status_code: int | None
+    latency_ms: float | None

@@ -172,17 +172,24 @@ def check(
 
 
 async def _run_checks(cfg: Settings, selected: list[Any]) -> list[ProbeResult]:
-    from monitor.runtime import make_client
+    from monitor.runtime import probe_clients
 
-    async with make_client(cfg) as client:
-        ctx = ProbeContext(client=client, clock=SystemClock(), region=cfg.probe.region)
+    async with probe_clients(cfg) as (client, fresh_client):
+        ctx = ProbeContext(
+            client=client, clock=SystemClock(), region=cfg.probe.region, fresh_client=fresh_client
+        )
         return list(await asyncio.gather(*(build_check(c).run(ctx) for c in selected)))
 
 
 def _print_results(results: list[ProbeResult]) -> None:
     table = Table("check", "component", "result", "status", "latency", "detail")
     for r in results:
-        verdict = Text("ok", style="green") if r.ok else Text(str(r.error), style="red")
+        if not r.ok:
+            verdict = Text(str(r.error), style="red")
+        elif r.degraded:
+            verdict = Text(f"degraded ({r.error})", style="yellow")
+        else:
+            verdict = Text("ok", style="green")
         latency = "" if r.latency_ms is None else f"{r.latency_ms:.0f} ms"
         table.add_row(
             r.check_id, r.component_id, verdict, str(r.status_code or ""), latency, r.detail
@@ -211,14 +218,15 @@ def run(
 
 async def _serve(cfg: Settings, store: Store, duration: float | None) -> None:
     from monitor.publish import publish_site
-    from monitor.runtime import Engine, make_client
+    from monitor.runtime import Engine, probe_clients
 
-    async with make_client(cfg) as client:
+    async with probe_clients(cfg) as (client, fresh_client):
         engine = Engine(
             cfg,
             store,
             clock=SystemClock(),
             client=client,
+            fresh_client=fresh_client,
             notifier=AppriseNotifier(timeout=cfg.alerts.timeout.total_seconds()),
             publisher=lambda s, c, now: publish_site(s, c, now=now),
         )

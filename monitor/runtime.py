@@ -13,12 +13,14 @@ import dataclasses
 import logging
 import random
 import signal
-from collections.abc import Awaitable, Callable, Iterable
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
+import certifi
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
@@ -53,14 +55,19 @@ def effective_interval(
     return check.surge_interval or check.interval / 3
 
 
-def make_client(settings: Settings) -> httpx.AsyncClient:
-    """The one shared HTTP client of a process (an SSL context costs ~20 ms of CPU to build).
+def make_client(
+    settings: Settings, *, fresh: bool = False, ssl_context: ssl.SSLContext | None = None
+) -> httpx.AsyncClient:
+    """The one shared HTTP client of a process (an SSL context costs ~20 ms of CPU to build,
+    so pass the shared client's ``ssl_context`` when making the ``fresh`` one).
 
     It keeps no cookies: each probe starts as a new visitor, and a session cookie from
-    one target never reaches another probe.
+    one target never reaches another probe. The ``fresh`` client keeps no connections
+    alive, for checks with ``fresh_connection`` that measure connect and TLS time.
     """
     limits = httpx.Limits(
-        max_connections=settings.probe.concurrency * 2, max_keepalive_connections=20
+        max_connections=settings.probe.concurrency * 2,
+        max_keepalive_connections=0 if fresh else 20,
     )
     return httpx.AsyncClient(
         headers={"User-Agent": USER_AGENT},
@@ -68,7 +75,28 @@ def make_client(settings: Settings) -> httpx.AsyncClient:
         follow_redirects=False,
         trust_env=False,
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        verify=ssl_context or ssl.create_default_context(cafile=certifi.where()),
     )
+
+
+@contextlib.asynccontextmanager
+async def probe_clients(
+    settings: Settings,
+) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient | None]]:
+    """The shared client and, when some check needs it, the fresh-connection client,
+    both on one SSL context; closed on exit."""
+    context = ssl.create_default_context(cafile=certifi.where())
+    async with make_client(settings, ssl_context=context) as client:
+        if not needs_fresh_client(settings):
+            yield client, None
+            return
+        async with make_client(settings, fresh=True, ssl_context=context) as fresh:
+            yield client, fresh
+
+
+def needs_fresh_client(settings: Settings) -> bool:
+    """True when some check asks for a new connection on every probe."""
+    return any(getattr(check, "fresh_connection", False) for check in settings.checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +141,13 @@ class Engine:
         publisher: Callable[[Store, Settings, datetime], Path] | None = None,
         listener: EngineListener | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        fresh_client: httpx.AsyncClient | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.clock = clock
         self.client = client
+        self.fresh_client = fresh_client
         self.notifier = notifier
         self.publisher = publisher
         self.listener = listener or EngineListener()
@@ -141,7 +171,12 @@ class Engine:
         (and counted by detection) in its own transaction; returns the last attempt's outcome.
         """
         check = self.checks[check_id]
-        ctx = ProbeContext(client=self.client, clock=self.clock, region=self.settings.probe.region)
+        ctx = ProbeContext(
+            client=self.client,
+            clock=self.clock,
+            region=self.settings.probe.region,
+            fresh_client=self.fresh_client,
+        )
         attempt = 1
         while True:
             result = await check.run(ctx)

@@ -13,6 +13,7 @@ import asyncio
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from monitor.config import Settings, parse_settings
 from monitor.demo.receiver import AlertReceiver
 from monitor.demo.site import SimulatedSite
 from monitor.incidents import statement_variables, update_incident
-from monitor.runtime import Engine, EngineListener, ProbeOutcome, make_client
+from monitor.runtime import Engine, EngineListener, ProbeOutcome, probe_clients
 from monitor.statements import StatementLibrary
 from monitor.store import Store
 
@@ -35,8 +36,12 @@ RECOVERS = 17.0
 DEADLINE = 100.0
 
 
-def demo_config(*, site_url: str, alert_url: str, db_url: str, out_dir: Path) -> dict[str, Any]:
-    """The demo's own configuration: the Prakerja components, probed every second."""
+def demo_config(
+    *, site_url: str, alert_url: str, db_url: str, out_dir: Path, now: datetime | None = None
+) -> dict[str, Any]:
+    """The demo's own configuration: the Prakerja components, probed every two seconds,
+    every second while the planned wave-opening surge lasts; a slow home page is degraded."""
+    now = now or datetime.now(UTC)
     components = [
         {"id": "home", "name": {"id": "Beranda", "en": "Home"}},
         {"id": "login", "name": {"id": "Masuk", "en": "Login"}},
@@ -44,7 +49,13 @@ def demo_config(*, site_url: str, alert_url: str, db_url: str, out_dir: Path) ->
         {"id": "otp", "name": {"id": "OTP", "en": "OTP"}},
     ]
     checks = [
-        {"id": "home-page", "component": "home", "url": f"{site_url}/", "body_contains": "Beranda"},
+        {
+            "id": "home-page",
+            "component": "home",
+            "url": f"{site_url}/",
+            "body_contains": "Beranda",
+            "max_latency": "200ms",
+        },
         {
             "id": "login-page",
             "component": "login",
@@ -55,7 +66,17 @@ def demo_config(*, site_url: str, alert_url: str, db_url: str, out_dir: Path) ->
         {"id": "otp-page", "component": "otp", "url": f"{site_url}/otp"},
     ]
     for check in checks:
-        check.update(kind="http", interval="1s", timeout="1500ms")
+        check.update(
+            kind="http", interval="2s", surge_interval="1s", timeout="1500ms", retry_delay="500ms"
+        )
+    surge = {
+        "id": "wave-opening",
+        "kind": "surge",
+        "name": {"id": "Pembukaan gelombang pendaftaran", "en": "Registration wave opens"},
+        "message": {"id": "Antrean mungkin terjadi.", "en": "Expect queues."},
+        "start": now + timedelta(seconds=WAVE_OPENS - 2),
+        "end": now + timedelta(seconds=RECOVERS + 30),
+    }
     return {
         "site": {
             "title": {"id": "Status Prakerja (demo)", "en": "Prakerja Status (demo)"},
@@ -68,6 +89,7 @@ def demo_config(*, site_url: str, alert_url: str, db_url: str, out_dir: Path) ->
         "alerts": {"notify": [alert_url], "backoff": "1s"},
         "components": components,
         "checks": checks,
+        "events": [surge],
     }
 
 
@@ -127,12 +149,13 @@ async def _drive(
 
     stop = asyncio.Event()
     story = _Story(cfg, store, site, receiver, timeline, console, stop)
-    async with make_client(cfg) as client:
+    async with probe_clients(cfg) as (client, fresh_client):
         engine = Engine(
             cfg,
             store,
             clock=SystemClock(),
             client=client,
+            fresh_client=fresh_client,
             notifier=AppriseNotifier(timeout=5),
             publisher=lambda s, c, now: publish_site(s, c, now=now),
             listener=EngineListener(on_outcome=story.on_outcome),

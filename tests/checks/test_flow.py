@@ -345,6 +345,24 @@ async def test_whole_flow_timeout_names_the_running_step(
     assert not site.seen("/login")
 
 
+async def test_a_slow_step_makes_the_flow_degraded_not_down(
+    site: FlowSite, runtime_ctx: ProbeContext
+) -> None:
+    steps = [
+        {"name": "otp-page", "url": site.url("/otp")},
+        {"name": "queue", "url": site.url("/slow"), "max_latency": "10ms"},
+        {"name": "otp-again", "url": site.url("/otp"), "degraded_if_body_contains": "OTP"},
+    ]
+
+    site.slow_seconds = 0.2
+    result = await run_flow(runtime_ctx, steps, timeout="10s")
+
+    assert (result.ok, result.degraded, result.error) == (True, True, ErrorClass.TOO_SLOW)
+    assert result.step == "queue"  # the first step that degraded
+    assert result.detail.startswith("queue: slow: took")
+    assert [s.ok for s in result.steps] == [True, True, True]
+
+
 # --- secrets --------------------------------------------------------------------------------
 
 

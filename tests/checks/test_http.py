@@ -554,14 +554,55 @@ async def test_nothing_listening_is_connect(closed_port: int, ctx: ProbeContext)
     assert (result.ok, result.error) == (False, ErrorClass.CONNECT)
 
 
-async def test_server_slower_than_max_latency_is_too_slow(serve: Serve, ctx: ProbeContext) -> None:
+async def test_server_slower_than_max_latency_is_degraded_too_slow(
+    serve: Serve, ctx: ProbeContext
+) -> None:
     server = serve(slow)
 
     result = await probe(ctx, server.url(), max_latency="50ms", timeout="2s")
 
-    assert (result.ok, result.error, result.status_code) == (False, ErrorClass.TOO_SLOW, 200)
+    # Degraded is not down: the page answered, slowly.
+    assert (result.ok, result.degraded, result.error) == (True, True, ErrorClass.TOO_SLOW)
+    assert result.state == "degraded"
+    assert result.status_code == 200
+    assert result.detail.startswith("slow: took")
     assert result.latency_ms is not None
     assert result.latency_ms >= 150
+
+
+async def test_a_waiting_room_page_is_degraded(serve: Serve, ctx: ProbeContext) -> None:
+    server = serve(healthy)
+
+    result = await probe(ctx, server.url(), degraded_if_body_contains=["antrean", "Masuk"])
+
+    assert (result.ok, result.degraded, result.error) == (True, True, ErrorClass.ASSERTION)
+    assert "waiting room" in result.detail
+
+
+async def test_a_failure_is_never_reported_as_merely_degraded(
+    serve: Serve, ctx: ProbeContext
+) -> None:
+    server = serve(slow)
+
+    result = await probe(ctx, server.url(), max_latency="50ms", expect_status=500, timeout="2s")
+
+    assert (result.ok, result.degraded, result.error) == (False, False, ErrorClass.HTTP_STATUS)
+
+
+async def test_fresh_connection_uses_the_fresh_client(serve: Serve, ctx: ProbeContext) -> None:
+    from dataclasses import replace
+
+    server = serve(healthy)
+    used: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        used.append("fresh")
+
+    async with httpx.AsyncClient(event_hooks={"request": [record]}) as fresh:
+        fresh_ctx = replace(ctx, fresh_client=fresh)
+        await probe(fresh_ctx, server.url(), fresh_connection=True)
+        await probe(fresh_ctx, server.url())
+    assert used == ["fresh"]
 
 
 async def test_self_signed_certificate_is_tls(
