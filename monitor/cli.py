@@ -19,7 +19,6 @@ from rich.table import Table
 from rich.text import Text
 
 from checks import ProbeContext, ProbeResult, build_check
-from monitor.alerts import AppriseNotifier
 from monitor.clock import SystemClock
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.incidents import (
@@ -217,19 +216,10 @@ def run(
 
 
 async def _serve(cfg: Settings, store: Store, duration: float | None) -> None:
-    from monitor.publish import publish_site
-    from monitor.runtime import Engine, probe_clients
+    from monitor.runtime import probe_clients, service_engine
 
     async with probe_clients(cfg) as (client, fresh_client):
-        engine = Engine(
-            cfg,
-            store,
-            clock=SystemClock(),
-            client=client,
-            fresh_client=fresh_client,
-            notifier=AppriseNotifier(timeout=cfg.alerts.timeout.total_seconds()),
-            publisher=lambda s, c, now: publish_site(s, c, now=now),
-        )
+        engine = service_engine(cfg, store, client=client, fresh_client=fresh_client)
         log.info("pantau running checks=%s region=%s", len(cfg.checks), cfg.probe.region)
         await engine.run(duration=duration)
         log.info("pantau stopped probes=%s", engine.counters.probes)

@@ -217,11 +217,31 @@ class IncidentAutomation:
         if change.component_id not in tx.incident_components(incident.id):
             return None
         tx.set_incident_component(incident.id, change.component_id, DEGRADED)
-        names = [_names(self.settings, [change.component_id], lang) for lang in ("id", "en")]
+        name_id, name_en = self._name(change.component_id)
         note = Statement(
-            id=f"{names[0]} sudah bisa diakses lagi, tetapi masih lambat.",
-            en=f"{names[1]} is reachable again but still slow.",
+            id=f"{name_id} sudah bisa diakses lagi, tetapi masih lambat.",
+            en=f"{name_en} is reachable again but still slow.",
         )
+        return self._note(tx, incident, change, note, event="degraded", now=now)
+
+    def _name(self, component_id: str) -> tuple[str, str]:
+        return (
+            _names(self.settings, [component_id], "id"),
+            _names(self.settings, [component_id], "en"),
+        )
+
+    def _note(
+        self,
+        tx: StoreTx,
+        incident: IncidentRow,
+        change: ComponentChange,
+        note: Statement,
+        *,
+        event: str,
+        now: datetime,
+    ) -> IncidentEvent:
+        """An automatic timeline entry about one component of an open incident."""
+        assert incident.id is not None
         _add_entry(
             tx,
             incident,
@@ -232,9 +252,7 @@ class IncidentAutomation:
             event="update",
         )
         incident.updated_at = now
-        return IncidentEvent(
-            incident.id, "degraded", now, incident.title_id, (change.component_id,)
-        )
+        return IncidentEvent(incident.id, event, now, incident.title_id, (change.component_id,))
 
     def _open_for(self, tx: StoreTx, component_id: str) -> IncidentRow | None:
         """The unresolved incident a failing component belongs to: one naming it, else an
@@ -258,18 +276,8 @@ class IncidentAutomation:
             incident.updated_at = now
             if incident.automatic:
                 self._retitle(incident, sorted(affected), now=now)
-            note = self._joined_note(change)
-            _add_entry(
-                tx,
-                incident,
-                now=now,
-                status=incident.status,
-                statement=note,
-                author=AUTHOR_AUTO,
-                event="update",
-            )
-            return IncidentEvent(
-                incident.id, "joined", now, incident.title_id, (change.component_id,)
+            return self._note(
+                tx, incident, change, self._joined_note(change), event="joined", now=now
             )
         if not self.settings.detection.auto_incidents:
             return None
@@ -303,8 +311,7 @@ class IncidentAutomation:
 
         Evidence (check names, error details) goes to engineers' alerts, not the public page.
         """
-        name_id = _names(self.settings, [change.component_id], "id")
-        name_en = _names(self.settings, [change.component_id], "en")
+        name_id, name_en = self._name(change.component_id)
         words = {MAJOR_OUTAGE: ("tidak dapat diakses", "unavailable")}.get(
             change.to_status, ("terganggu sebagian", "partially unavailable")
         )
@@ -325,24 +332,9 @@ class IncidentAutomation:
         affected[change.component_id] = OPERATIONAL
         all_clear = all(status == OPERATIONAL for status in affected.values())
         if not (incident.automatic and all_clear):
-            name = (
-                _names(self.settings, [change.component_id], "id"),
-                _names(self.settings, [change.component_id], "en"),
-            )
-            note = Statement(id=f"{name[0]} kembali normal.", en=f"{name[1]} is working again.")
-            _add_entry(
-                tx,
-                incident,
-                now=now,
-                status=incident.status,
-                statement=note,
-                author=AUTHOR_AUTO,
-                event="update",
-            )
-            incident.updated_at = now
-            return IncidentEvent(
-                incident.id, "recovered", now, incident.title_id, (change.component_id,)
-            )
+            name_id, name_en = self._name(change.component_id)
+            note = Statement(id=f"{name_id} kembali normal.", en=f"{name_en} is working again.")
+            return self._note(tx, incident, change, note, event="recovered", now=now)
         variables = statement_variables(
             self.settings, sorted(affected), started_at=incident.started_at, now=now
         )

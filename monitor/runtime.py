@@ -253,6 +253,32 @@ class Engine:
         await runner.serve(duration)
 
 
+def service_engine(
+    settings: Settings,
+    store: Store,
+    *,
+    client: httpx.AsyncClient,
+    fresh_client: httpx.AsyncClient | None = None,
+    listener: EngineListener | None = None,
+) -> Engine:
+    """The engine as ``pantau run`` (and the demo) runs it: the system clock, Apprise,
+    and the status page published to ``[site] output_dir``."""
+    from monitor.alerts import AppriseNotifier
+    from monitor.clock import SystemClock
+    from monitor.publish import publish_site
+
+    return Engine(
+        settings,
+        store,
+        clock=SystemClock(),
+        client=client,
+        fresh_client=fresh_client,
+        notifier=AppriseNotifier(timeout=settings.alerts.timeout.total_seconds()),
+        publisher=lambda s, c, now: publish_site(s, c, now=now),
+        listener=listener,
+    )
+
+
 class _Runner:
     """Owns the scheduler and the in-flight bookkeeping of :meth:`Engine.run`."""
 

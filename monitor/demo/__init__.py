@@ -19,13 +19,12 @@ from typing import Any
 
 from rich.console import Console
 
-from monitor.alerts import AppriseNotifier
 from monitor.clock import SystemClock
 from monitor.config import Settings, parse_settings
 from monitor.demo.receiver import AlertReceiver
 from monitor.demo.site import SimulatedSite
 from monitor.incidents import statement_variables, update_incident
-from monitor.runtime import Engine, EngineListener, ProbeOutcome, probe_clients
+from monitor.runtime import EngineListener, ProbeOutcome, probe_clients, service_engine
 from monitor.statements import StatementLibrary
 from monitor.store import Store
 
@@ -86,7 +85,7 @@ def demo_config(
         "storage": {"url": db_url},
         "probe": {"region": "demo", "jitter": "200ms"},
         "detection": {"failures_to_down": 2, "passes_to_recover": 2},
-        "alerts": {"notify": [alert_url], "backoff": "1s"},
+        "alerts": {"notify": [alert_url], "backoff": "1s", "timeout": "5s"},
         "components": components,
         "checks": checks,
         "events": [surge],
@@ -145,19 +144,15 @@ async def _drive(
     timeline: Timeline,
     console: Console,
 ) -> bool:
-    from monitor.publish import publish_site
 
     stop = asyncio.Event()
     story = _Story(cfg, store, site, receiver, timeline, console, stop)
     async with probe_clients(cfg) as (client, fresh_client):
-        engine = Engine(
+        engine = service_engine(
             cfg,
             store,
-            clock=SystemClock(),
             client=client,
             fresh_client=fresh_client,
-            notifier=AppriseNotifier(timeout=5),
-            publisher=lambda s, c, now: publish_site(s, c, now=now),
             listener=EngineListener(on_outcome=story.on_outcome),
         )
         watcher = asyncio.create_task(story.watch())
