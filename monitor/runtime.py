@@ -38,6 +38,8 @@ from monitor.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
+#: Results written in one transaction at most.
+MAX_BATCH = 200
 #: How often due alert deliveries are looked for.
 DELIVERY_INTERVAL = timedelta(seconds=1)
 
@@ -153,6 +155,8 @@ class Engine:
         self.listener = listener or EngineListener()
         #: Waits between re-probes; tests inject one that steps their clock.
         self.sleep = sleep
+        self._queue: list[tuple[ProbeResult, asyncio.Future[ProbeOutcome]]] = []
+        self._writer: asyncio.Task[None] | None = None
         self.checks: dict[str, Check] = {c.id: build_check(c) for c in settings.checks}
         self.automation = IncidentAutomation(
             settings, StatementLibrary(extra_dir=self._templates_dir())
@@ -190,7 +194,17 @@ class Engine:
             await self.sleep(check.settings.retry_delay.total_seconds())
 
     async def _record(self, result: ProbeResult) -> ProbeOutcome:
-        outcome = await asyncio.to_thread(self._commit, result)
+        """Commit ``result`` (with detection and incidents) and return what it changed.
+
+        Results are written in batches by group commit: while one batch is being written,
+        results arriving meanwhile queue up and go together in the next transaction, so
+        under load there are few commits and with a single probe there is no waiting.
+        """
+        future: asyncio.Future[ProbeOutcome] = asyncio.get_running_loop().create_future()
+        self._queue.append((result, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_queued())
+        outcome = await future
         self.counters.probes += 1
         if outcome.change is not None:
             self.publish_requested.set()
@@ -200,27 +214,34 @@ class Engine:
             self.listener.on_outcome(outcome)
         return outcome
 
-    def _commit(self, result: ProbeResult) -> ProbeOutcome:
+    async def _write_queued(self) -> None:
+        """Write queued results in batches until the queue is empty."""
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            try:
+                outcomes = await asyncio.to_thread(self._commit, [r for r, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
+
+    def _commit(self, results: list[ProbeResult]) -> list[ProbeOutcome]:
+        """Record ``results`` in order in one transaction."""
         now = self.clock.now()
+        outcomes = []
         with self.store.tx() as tx:
-            change = record_result(tx, self.settings, result)
-            event = self.automation.handle(tx, change, now=now) if change else None
-            status = tx.check_state(result.check_id, result.component_id, result.region).status
-        if change is not None:
-            log.info(
-                "component changed component=%s from=%s to=%s",
-                change.component_id,
-                change.from_status,
-                change.to_status,
-            )
-        if event is not None:
-            log.info(
-                "incident %s id=%s components=%s",
-                event.event,
-                event.incident_id,
-                ",".join(event.components),
-            )
-        return ProbeOutcome(result=result, change=change, incident=event, check_status=status)
+            for result in results:
+                change = record_result(tx, self.settings, result)
+                event = self.automation.handle(tx, change, now=now) if change else None
+                state = tx.check_state(result.check_id, result.component_id, result.region)
+                outcomes.append(ProbeOutcome(result, change, event, check_status=state.status))
+        for outcome in outcomes:
+            _log_outcome(outcome)
+        return outcomes
 
     def deliver_pending(self) -> DeliveryReport:
         """Send due alerts (blocking; the runtime calls it in a worker thread)."""
@@ -251,6 +272,24 @@ class Engine:
         stop = stop or asyncio.Event()
         runner = _Runner(self, stop)
         await runner.serve(duration)
+
+
+def _log_outcome(outcome: ProbeOutcome) -> None:
+    change, event = outcome.change, outcome.incident
+    if change is not None:
+        log.info(
+            "component changed component=%s from=%s to=%s",
+            change.component_id,
+            change.from_status,
+            change.to_status,
+        )
+    if event is not None:
+        log.info(
+            "incident %s id=%s components=%s",
+            event.event,
+            event.incident_id,
+            ",".join(event.components),
+        )
 
 
 def service_engine(

@@ -13,13 +13,14 @@ import httpx
 import pytest
 from engine_support import make_config
 
+from checks.base import ProbeResult
 from monitor.alerts import AppriseNotifier
 from monitor.clock import ManualClock, SystemClock
 from monitor.config import Settings, parse_settings
 from monitor.demo.receiver import AlertReceiver
 from monitor.demo.site import SimulatedSite
 from monitor.publish import publish_site
-from monitor.runtime import Engine, make_client
+from monitor.runtime import Engine, ProbeOutcome, make_client
 from monitor.store import Store
 
 
@@ -255,3 +256,41 @@ async def test_a_real_failure_is_confirmed_by_quick_reprobes_not_a_whole_interva
             1,
             2,
         ]  # no third attempt once down
+
+
+async def test_results_are_written_in_batches_under_load(
+    store: Store, clock: ManualClock, client: httpx.AsyncClient
+) -> None:
+    site = ScriptedSite([])
+    try:
+        config = make_config(base_url=site.url)
+        config["checks"] = [
+            {
+                "id": f"page-{i}",
+                "component": "home",
+                "kind": "http",
+                "url": f"{site.url}/{i}",
+                "retries": 0,
+            }
+            for i in range(60)
+        ]
+        settings = parse_settings(config)
+
+        batches: list[int] = []
+
+        class CountingEngine(Engine):
+            def _commit(self, results: list[ProbeResult]) -> list[ProbeOutcome]:
+                batches.append(len(results))
+                return super()._commit(results)
+
+        engine = CountingEngine(
+            settings, store, clock=clock, client=client, notifier=AppriseNotifier()
+        )
+        outcomes = await asyncio.gather(*(engine.probe_once(f"page-{i}") for i in range(60)))
+    finally:
+        site.stop()
+    assert all(o.result.ok for o in outcomes)
+    assert sum(batches) == 60
+    assert len(batches) < 60  # group commit: results that arrive together go together
+    with store.read() as tx:
+        assert tx.count_results() == 60
