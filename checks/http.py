@@ -25,6 +25,8 @@ from checks.base import CheckSettings, ErrorClass, ProbeContext, ProbeResult
 from monitor.fields import ByteSize, Duration, Secret, SecretText, StatusRanges, StatusSpec, StrList
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field names
+#: Seconds by which a probe's overall deadline trails httpx's per-phase timeouts.
+DEADLINE_SLACK = 0.05
 DEFAULT_MAX_BODY = 1024 * 1024
 USER_AGENT = "Pantau/0.1 (+status monitor)"
 #: What we offer: the codings :class:`CappedBody` can decode within its cap. (httpx would
@@ -159,12 +161,12 @@ def classify_exception(
 
 def _timeout_detail(exc: BaseException) -> str:
     phases: dict[type[BaseException], str] = {
-        httpx.ConnectTimeout: "connecting",
-        httpx.ReadTimeout: "waiting for the response",
-        httpx.WriteTimeout: "sending the request",
-        httpx.PoolTimeout: "waiting for a free connection",
+        httpx.ConnectTimeout: "(connect: no connection)",
+        httpx.ReadTimeout: "(read: waiting for the response)",
+        httpx.WriteTimeout: "(write: sending the request)",
+        httpx.PoolTimeout: "(pool: waiting for a free connection)",
     }
-    return f"timed out {phases.get(type(exc), '')}".strip()
+    return f"timed out {phases.get(type(exc), '(the whole probe: body still arriving)')}"
 
 
 def _classify_network(
@@ -495,7 +497,9 @@ class HttpCheck:
         secret = {name: value.reveal() for name, value in s.headers.items() if value.has_secret}
         client = ctx.fresh_client if s.fresh_connection and ctx.fresh_client else ctx.client
         try:
-            async with asyncio.timeout(s.timeout.total_seconds()):
+            # httpx's own timeouts name the phase; this deadline, a little later, bounds a
+            # body that trickles in (each chunk resets httpx's read timeout).
+            async with asyncio.timeout(s.timeout.total_seconds() + DEADLINE_SLACK):
                 fetched = await fetch(
                     client,
                     self.build_request(client),

@@ -763,3 +763,32 @@ async def test_as_json_has_the_stable_keys(httpx_mock: HTTPXMock, ctx: ProbeCont
     assert isinstance(shape["latency_ms"], float)
     assert shape["step"] is None
     json.dumps(shape)
+
+
+@pytest.mark.parametrize(
+    ("make", "phase"),
+    [
+        (lambda: httpx.ConnectTimeout("timed out"), "(connect: "),
+        (lambda: httpx.ReadTimeout("timed out"), "(read: "),
+        (lambda: httpx.WriteTimeout("timed out"), "(write: "),
+        (lambda: httpx.PoolTimeout("timed out"), "(pool: "),
+    ],
+)
+async def test_a_timeout_names_its_phase(
+    httpx_mock: HTTPXMock, ctx: ProbeContext, make: Callable[[], Exception], phase: str
+) -> None:
+    httpx_mock.add_exception(make())
+
+    result = await probe(ctx)
+
+    assert result.error == ErrorClass.TIMEOUT
+    assert phase in result.detail
+
+
+async def test_a_silent_server_times_out_in_the_read_phase(serve: Serve, ctx: ProbeContext) -> None:
+    server = serve(silent)
+
+    result = await probe(ctx, server.url(), timeout="300ms")
+
+    assert result.error == ErrorClass.TIMEOUT
+    assert "(read: waiting for the response)" in result.detail
