@@ -294,3 +294,48 @@ async def test_results_are_written_in_batches_under_load(
     assert len(batches) < 60  # group commit: results that arrive together go together
     with store.read() as tx:
         assert tx.count_results() == 60
+
+
+async def test_two_regions_writing_to_one_store_must_agree(
+    tmp_path: Path, clock: ManualClock, client: httpx.AsyncClient
+) -> None:
+    """Jakarta's network path is broken, Medan's is not: no outage until both see it."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    broken, healthy = ScriptedSite([503] * 100), ScriptedSite([])
+    stores = [Store(url), Store(url)]
+    try:
+
+        def engine(region: str, site: ScriptedSite, store: Store) -> Engine:
+            config = make_config(base_url=site.url, probe={"region": region})
+            return Engine(
+                parse_settings(config),
+                store,
+                clock=clock,
+                client=client,
+                notifier=AppriseNotifier(),
+            )
+
+        jakarta = engine("jakarta", broken, stores[0])
+        medan = engine("medan", healthy, stores[1])
+        for _ in range(3):
+            await medan.probe_once("otp-page")
+            await jakarta.probe_once("otp-page")
+            clock.advance(1)
+        with stores[0].read() as tx:
+            assert tx.component_states()["otp"].status == "operational"
+            regions = {r.region for r in tx.results()}
+        assert regions == {"jakarta", "medan"}
+        medan_broken = engine("medan", broken, stores[1])
+        changes = []
+        for _ in range(2):
+            changes.append((await medan_broken.probe_once("otp-page")).change)
+            await jakarta.probe_once("otp-page")
+            clock.advance(1)
+        assert changes[0] is None
+        assert changes[1] is not None
+        assert changes[1].to_status == "major_outage"
+    finally:
+        broken.stop()
+        healthy.stop()
+        for store in stores:
+            store.close()
