@@ -261,10 +261,13 @@ def status() -> None:
                 row.since.isoformat() if row else "",
             )
         out.print(table)
-        checks = Table("check", "state", "failures", "passes", "last result", "last error")
+        checks = Table(
+            "check", "region", "state", "failures", "passes", "last result", "last error"
+        )
         for cs in tx.check_states():
             checks.add_row(
                 cs.check_id,
+                cs.region,
                 cs.status,
                 str(cs.consecutive_failures),
                 str(cs.consecutive_passes),
