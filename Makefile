@@ -32,3 +32,10 @@ fmt: venv
 
 demo: venv
 	$(BIN)/pantau demo $(DEMO_ARGS)
+
+# Probe-engine budget (DESIGN.md, Budgets): prints figures, PASS/FAIL and a JSON line; exits 0.
+# BENCH_ARGS=--quick for a ~40 s smoke run.
+BENCH_ARGS ?=
+.PHONY: bench
+bench: venv
+	$(BIN)/python bench/probe_throughput.py $(BENCH_ARGS)

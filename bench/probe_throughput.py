@@ -38,7 +38,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,8 @@ class Plan:
 
 
 FULL = Plan(
-    probes=2000,
-    warmup=200,
+    probes=1500,
+    warmup=150,
     runs=3,
     checks=100,
     concurrency=50,
@@ -161,7 +162,9 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _nginx_conf(tmp: Path, port: int) -> str:
-    built = subprocess.run([str(NGINX), "-V"], capture_output=True, text=True, check=False)
+    built = subprocess.run(
+        [str(NGINX), "-V"], capture_output=True, text=True, check=False, timeout=10
+    )
     temp_paths = "\n".join(
         f"    {module}_temp_path {tmp / module};"
         for module in ("proxy", "fastcgi", "uwsgi", "scgi")
@@ -195,14 +198,16 @@ def start_nginx(tmp: Path) -> Target:
     (tmp / "www" / "index.html").write_bytes(PAGE)
     conf = tmp / "nginx.conf"
     conf.write_text(_nginx_conf(tmp, port))
-    version = subprocess.run([str(NGINX), "-v"], capture_output=True, text=True, check=False)
-    log = (tmp / "nginx-stderr.log").open("wb")
-    proc = subprocess.Popen(
-        [str(NGINX), "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "nginx-error.log")],
-        stdout=log,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
+    version = subprocess.run(
+        [str(NGINX), "-v"], capture_output=True, text=True, check=False, timeout=10
     )
+    with (tmp / "nginx-stderr.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [str(NGINX), "-p", str(tmp), "-c", str(conf), "-e", str(tmp / "nginx-error.log")],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
     try:
         wait_for_port(port, proc, "nginx")
     except RuntimeError:
@@ -214,12 +219,13 @@ def start_nginx(tmp: Path) -> Target:
 
 def start_builtin(tmp: Path) -> Target:
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-builtin", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp / "builtin-stderr.log").open("wb"),
-    )
+    with (tmp / "builtin-stderr.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-builtin", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         wait_for_port(port, proc, "the built-in server")
     except RuntimeError:
@@ -367,7 +373,7 @@ def bench_settings(
 @contextlib.asynccontextmanager
 async def pantau_engine(
     settings: Settings, *, listener: EngineListener | None = None
-) -> Any:  # an async iterator of Engine
+) -> AsyncIterator[Engine]:
     store = Store(settings.database_url())
     client = make_client(settings)
     try:
@@ -440,19 +446,22 @@ def blackbox_exporter(tmp: Path) -> Iterator[tuple[str, int, str]]:
     port = free_port()
     config = tmp / "blackbox.yml"
     config.write_text(BLACKBOX_CONFIG)
-    version = subprocess.run([str(BLACKBOX), "--version"], capture_output=True, text=True)
-    match = re.search(r"version (\S+)", version.stdout + version.stderr)
-    proc = subprocess.Popen(
-        [
-            str(BLACKBOX),
-            f"--config.file={config}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp / "blackbox-stderr.log").open("wb"),
+    version = subprocess.run(
+        [str(BLACKBOX), "--version"], capture_output=True, text=True, check=False, timeout=10
     )
+    match = re.search(r"version (\S+)", version.stdout + version.stderr)
+    with (tmp / "blackbox-stderr.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                str(BLACKBOX),
+                f"--config.file={config}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         wait_for_port(port, proc, "blackbox_exporter")
         yield f"http://127.0.0.1:{port}", proc.pid, match.group(1) if match else "?"
@@ -518,7 +527,13 @@ class LogTally(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         key = f"{record.name} {record.levelname}"
         self.counts[key] = self.counts.get(key, 0) + 1
-        self.first.setdefault(key, record.getMessage().splitlines()[0][:160])
+        if key not in self.first:
+            text = record.getMessage().splitlines()[0][:160]
+            # Store errors hide their cause in the message; it says why (locked, full...).
+            causes = [a.__cause__ for a in record.args or () if isinstance(a, BaseException)]
+            if causes and causes[0] is not None:
+                text += f" (cause: {str(causes[0]).splitlines()[0][:120]})"
+            self.first[key] = text
 
     def reset(self) -> None:
         self.counts.clear()
@@ -645,26 +660,40 @@ async def run_bench(plan: Plan, args: argparse.Namespace, tmp: Path) -> dict[str
             f"plan: {plan.probes} probes per run, {plan.runs} runs, concurrency "
             f"{plan.concurrency}, {plan.checks} checks, {os.cpu_count()} CPUs"
         )
-        if "pantau" in args.only:
-            runs = await measure_pantau(plan, target.url, tmp)
-            figures["pantau_probes_per_s"], figures["pantau_cpu_ms_per_probe"] = print_runs(
-                "pantau engine+storage", runs, "this process"
-            )
-            figures["pantau_failures"] = sum(r.failures for r in runs)
-        if "httpx" in args.only:
-            runs = await measure_httpx(plan, target.url)
-            figures["httpx_probes_per_s"], figures["httpx_cpu_ms_per_probe"] = print_runs(
-                "bare httpx loop", runs, "this process"
-            )
-        if "blackbox" in args.only:
-            await blackbox_figures(plan, target.url, tmp, figures)
-        if "jitter" in args.only:
-            await jitter_figures(
+        sections: dict[str, Callable[[], Awaitable[None]]] = {
+            "pantau": lambda: pantau_figures(plan, target.url, tmp, figures),
+            "httpx": lambda: httpx_figures(plan, target.url, figures),
+            "blackbox": lambda: blackbox_figures(plan, target.url, tmp, figures),
+            "jitter": lambda: jitter_figures(
                 plan, target.url, tmp, figures, load=args.jitter_load, start=args.jitter_start
-            )
+            ),
+        }
+        for name, section in sections.items():
+            if name not in args.only:
+                continue
+            try:
+                await section()
+            except Exception as exc:  # one broken part must not hide the others' figures
+                print(f"{name}: could not be measured ({type(exc).__name__}: {exc})")
+                traceback.print_exc()
     finally:
         stop_process(target.proc)
     return figures
+
+
+async def pantau_figures(plan: Plan, url: str, tmp: Path, figures: dict[str, Any]) -> None:
+    runs = await measure_pantau(plan, url, tmp)
+    figures["pantau_probes_per_s"], figures["pantau_cpu_ms_per_probe"] = print_runs(
+        "pantau engine+storage", runs, "this process"
+    )
+    figures["pantau_failures"] = sum(r.failures for r in runs)
+
+
+async def httpx_figures(plan: Plan, url: str, figures: dict[str, Any]) -> None:
+    runs = await measure_httpx(plan, url)
+    figures["httpx_probes_per_s"], figures["httpx_cpu_ms_per_probe"] = print_runs(
+        "bare httpx loop", runs, "this process"
+    )
 
 
 async def blackbox_figures(plan: Plan, url: str, tmp: Path, figures: dict[str, Any]) -> None:
@@ -717,18 +746,18 @@ async def jitter_figures(
             f"starts: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms"
         )
         figures.update({f"{key}_p50_ms": p50, f"{key}_p99_ms": p99, f"{key}_max_ms": worst})
-    unstarted = len(job_ms) - len(probe_ms)
+    unrecorded = len(job_ms) - len(probe_ms)
     print(
         f"  schedule jitter setting {jitter_s:g} s; missed runs {log.missed}, skipped "
-        f"(instance still running) {log.skipped}, jobs whose probe never started "
-        f"{unstarted}, failed probes {log.probe_failures}, results not stored {store_errors}"
+        f"(instance still running) {log.skipped}, jobs without a recorded probe "
+        f"{unrecorded}, failed probes {log.probe_failures}, results not stored {store_errors}"
     )
     for key, count in sorted(LOG_TALLY.counts.items()):
         print(f"  log: {count} x {key}, first: {LOG_TALLY.first[key]}")
     figures.update(
         jitter_start=start,
         jitter_store_errors=store_errors,
-        jitter_unstarted_probes=unstarted,
+        jitter_unrecorded_probes=unrecorded,
         jitter_checks=plan.jitter_checks,
         jitter_interval_s=plan.jitter_interval_s,
         jitter_samples=len(job_ms),
@@ -799,6 +828,8 @@ def main() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print_verdicts(figures)
+    if args.quick:
+        print("(--quick: reduced sizes, a smoke run; the budgets' verdicts need the full run)")
     figures["mode"] = "quick" if args.quick else "full"
     figures["elapsed_s"] = time.monotonic() - started
     print(f"elapsed: {figures['elapsed_s']:.1f} s")

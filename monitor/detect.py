@@ -159,16 +159,20 @@ def record_result(tx: StoreTx, settings: Settings, result: ProbeResult) -> Compo
     if not step_check_state(state, result, settings.detection):
         return None
     checks = {c.id: c for c in settings.checks_of(result.component_id)}
-    all_states = [s for s in tx.check_states() if s.check_id in checks]
+    by_check: dict[str, list[CheckStateRow]] = {check_id: [] for check_id in checks}
+    for row in tx.check_states(component_id=result.component_id):
+        if row.check_id in by_check:
+            by_check[row.check_id].append(row)
     statuses = [
         check_status_across_regions(
-            [s for s in all_states if s.check_id == check_id],
+            by_check[check_id],
             now=result.started_at,
             interval=check.interval,
             quorum=settings.detection.quorum,
         )
         for check_id, check in checks.items()
     ]
+    all_states = [row for rows in by_check.values() for row in rows]
     status = component_status(statuses)
     evidence = evidence_of(all_states)
     previous = tx.component_states().get(result.component_id)

@@ -358,14 +358,13 @@ class _Runner:
 
     def _schedule(self) -> None:
         settings = self.engine.settings
-        jitter = settings.probe.jitter.total_seconds()
         now = datetime.now(UTC)
         for check_id, check in self.engine.checks.items():
             interval = effective_interval(check.settings, settings.events, now)
             self.intervals[check_id] = interval
-            first = now + timedelta(
-                seconds=random.uniform(0, min(jitter, interval.total_seconds()))
-            )
+            # First runs spread over a whole interval, so 1,000 checks never all start
+            # in the same second (and wait on the concurrency limit) every interval.
+            first = now + timedelta(seconds=random.uniform(0, interval.total_seconds()))
             self.scheduler.add_job(
                 self._probe_job,
                 self._trigger(interval),

@@ -320,6 +320,8 @@ class StoreTx:
 
     # -- probe results ---------------------------------------------------
     def add_result(self, result: ProbeResult) -> ProbeResultRow:
+        """Add a result; it is inserted at the next flush or commit, batched with the others
+        of this transaction (its ``id`` is set then)."""
         row = ProbeResultRow(
             check_id=result.check_id,
             component_id=result.component_id,
@@ -336,7 +338,6 @@ class StoreTx:
             steps=json.dumps([step.as_json() for step in result.steps]) if result.steps else None,
         )
         self.session.add(row)
-        self.session.flush()
         return row
 
     def results(
@@ -375,15 +376,21 @@ class StoreTx:
         self, check_id: str, component_id: str, region: str = "default"
     ) -> CheckStateRow:
         """The state of a check as seen from ``region`` (created when new)."""
-        row = self.session.get(CheckStateRow, (check_id, region))
+        with self.session.no_autoflush:  # pending results are inserted together at commit
+            row = self.session.get(CheckStateRow, (check_id, region))
         if row is None:
             row = CheckStateRow(check_id=check_id, region=region, component_id=component_id)
             self.session.add(row)
             self.session.flush()
         return row
 
-    def check_states(self) -> list[CheckStateRow]:
-        return list(self.session.exec(select(CheckStateRow)))
+    def check_states(self, *, component_id: str | None = None) -> list[CheckStateRow]:
+        """Check states in every region, of one component or of all."""
+        query = select(CheckStateRow)
+        if component_id is not None:
+            query = query.where(CheckStateRow.component_id == component_id)
+        with self.session.no_autoflush:
+            return list(self.session.exec(query))
 
     def component_states(self) -> dict[str, ComponentStateRow]:
         return {row.component_id: row for row in self.session.exec(select(ComponentStateRow))}

@@ -188,7 +188,9 @@ def test_results_limit_keeps_the_newest(filled: Store) -> None:
 
 def test_results_at_the_same_instant_are_ordered_by_insertion(store: Store) -> None:
     with store.tx() as tx:
-        ids = [tx.add_result(probe(T0)).id for _ in range(3)]
+        rows = [tx.add_result(probe(T0)) for _ in range(3)]
+    ids = [row.id for row in rows]  # assigned when the batch is inserted at commit
+    assert None not in ids
     with store.read() as tx:
         assert [row.id for row in tx.results()] == ids[::-1]
         assert [row.id for row in tx.results(newest_first=False)] == ids
