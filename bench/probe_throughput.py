@@ -56,7 +56,7 @@ from checks import ProbeResult
 from monitor.clock import SystemClock
 from monitor.config import Settings, parse_settings
 from monitor.detect import step_check_state
-from monitor.runtime import Engine, EngineListener, ProbeOutcome, _Runner, make_client
+from monitor.runtime import Engine, EngineListener, ProbeOutcome, _Runner, probe_clients
 from monitor.store import Store
 
 NGINX = Path("/usr/sbin/nginx")
@@ -375,18 +375,18 @@ async def pantau_engine(
     settings: Settings, *, listener: EngineListener | None = None
 ) -> AsyncIterator[Engine]:
     store = Store(settings.database_url())
-    client = make_client(settings)
     try:
-        yield Engine(
-            settings,
-            store,
-            clock=SystemClock(),
-            client=client,
-            notifier=NullNotifier(),
-            listener=listener,
-        )
+        # The clients exactly as `pantau run` opens them (sharded pools, one SSL context).
+        async with probe_clients(settings) as clients:
+            yield Engine(
+                settings,
+                store,
+                clock=SystemClock(),
+                client=clients,
+                notifier=NullNotifier(),
+                listener=listener,
+            )
     finally:
-        await client.aclose()
         store.close()
 
 

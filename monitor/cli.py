@@ -173,11 +173,18 @@ def check(
 async def _run_checks(cfg: Settings, selected: list[Any]) -> list[ProbeResult]:
     from monitor.runtime import probe_clients
 
-    async with probe_clients(cfg) as (client, fresh_client):
-        ctx = ProbeContext(
-            client=client, clock=SystemClock(), region=cfg.probe.region, fresh_client=fresh_client
-        )
-        return list(await asyncio.gather(*(build_check(c).run(ctx) for c in selected)))
+    async with probe_clients(cfg) as clients:
+
+        async def run_one(check: Any) -> ProbeResult:
+            ctx = ProbeContext(
+                client=clients.for_check(check.id),
+                clock=SystemClock(),
+                region=cfg.probe.region,
+                fresh_client=clients.fresh,
+            )
+            return await build_check(check).run(ctx)
+
+        return list(await asyncio.gather(*(run_one(c) for c in selected)))
 
 
 def _print_results(results: list[ProbeResult]) -> None:
@@ -218,8 +225,8 @@ def run(
 async def _serve(cfg: Settings, store: Store, duration: float | None) -> None:
     from monitor.runtime import probe_clients, service_engine
 
-    async with probe_clients(cfg) as (client, fresh_client):
-        engine = service_engine(cfg, store, client=client, fresh_client=fresh_client)
+    async with probe_clients(cfg) as clients:
+        engine = service_engine(cfg, store, clients=clients)
         log.info("pantau running checks=%s region=%s", len(cfg.checks), cfg.probe.region)
         await engine.run(duration=duration)
         log.info("pantau stopped probes=%s", engine.counters.probes)

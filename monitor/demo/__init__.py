@@ -147,12 +147,11 @@ async def _drive(
 
     stop = asyncio.Event()
     story = _Story(cfg, store, site, receiver, timeline, console, stop)
-    async with probe_clients(cfg) as (client, fresh_client):
+    async with probe_clients(cfg) as clients:
         engine = service_engine(
             cfg,
             store,
-            client=client,
-            fresh_client=fresh_client,
+            clients=clients,
             listener=EngineListener(on_outcome=story.on_outcome),
         )
         watcher = asyncio.create_task(story.watch())

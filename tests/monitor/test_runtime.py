@@ -20,7 +20,7 @@ from monitor.config import Settings, parse_settings
 from monitor.demo.receiver import AlertReceiver
 from monitor.demo.site import SimulatedSite
 from monitor.publish import publish_site
-from monitor.runtime import Engine, ProbeOutcome, make_client
+from monitor.runtime import Engine, ProbeOutcome, make_client, probe_clients
 from monitor.store import Store
 
 
@@ -339,3 +339,22 @@ async def test_two_regions_writing_to_one_store_must_agree(
         healthy.stop()
         for store in stores:
             store.close()
+
+
+async def test_probe_clients_shard_the_pool_and_keep_each_check_on_one_shard() -> None:
+    settings = parse_settings(make_config(probe={"concurrency": 50}))
+    async with probe_clients(settings) as clients:
+        assert len(clients.shards) == 10  # 100 connections in pools of 10
+        assert clients.fresh is None  # no check asked for fresh connections
+        assert clients.for_check("login-page") is clients.for_check("login-page")
+        used = {id(clients.for_check(f"check-{i}")) for i in range(200)}
+        assert len(used) == 10
+    assert all(shard.is_closed for shard in clients.shards)
+
+
+async def test_a_fresh_connection_check_gets_the_fresh_client() -> None:
+    config = make_config()
+    config["checks"][0]["fresh_connection"] = True
+    async with probe_clients(parse_settings(config)) as clients:
+        assert clients.fresh is not None
+        assert clients.fresh not in clients.shards
