@@ -40,6 +40,8 @@ from monitor.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
+#: Checks started per second, at most, when the service starts (their phase stays).
+START_RATE = 50.0
 #: Results written in one transaction at most.
 MAX_BATCH = 200
 #: How often due alert deliveries are looked for.
@@ -393,12 +395,14 @@ class _Runner:
     def _schedule(self) -> None:
         settings = self.engine.settings
         now = datetime.now(UTC)
+        # First runs are spread so that many checks never start in the same second (and
+        # then wait on the concurrency limit) every interval; a few checks start at once.
+        spread = max(settings.probe.jitter.total_seconds(), len(self.engine.checks) / START_RATE)
         for check_id, check in self.engine.checks.items():
             interval = effective_interval(check.settings, settings.events, now)
             self.intervals[check_id] = interval
-            # First runs spread over a whole interval, so 1,000 checks never all start
-            # in the same second (and wait on the concurrency limit) every interval.
-            first = now + timedelta(seconds=random.uniform(0, interval.total_seconds()))
+            window = min(spread, interval.total_seconds())
+            first = now + timedelta(seconds=random.uniform(0, window))
             self.scheduler.add_job(
                 self._probe_job,
                 self._trigger(interval),
