@@ -175,8 +175,6 @@ def record_result(tx: StoreTx, settings: Settings, result: ProbeResult) -> Compo
     all_states = [row for rows in by_check.values() for row in rows]
     status = component_status(statuses)
     evidence = evidence_of(all_states)
-    previous = tx.component_states().get(result.component_id)
-    before = previous.status if previous else OPERATIONAL
     transition = tx.set_component_status(
         result.component_id, status, at=result.started_at, cause=evidence
     )
@@ -184,7 +182,7 @@ def record_result(tx: StoreTx, settings: Settings, result: ProbeResult) -> Compo
         return None
     return ComponentChange(
         component_id=result.component_id,
-        from_status=before,
+        from_status=transition.from_status,
         to_status=status,
         result=result,
         transition_id=transition.id,
