@@ -1,7 +1,11 @@
-"""Alerts to engineers through Apprise, recorded per target and delivered exactly once.
+"""Alerts to engineers: rules fire alerts, alerts are grouped per incident, groups
+send messages through Apprise, recorded per target and delivered at most once.
 
-Deliveries are rows written in the same transaction as the incident event that
-causes them (:func:`enqueue_alerts`). :func:`deliver_pending` claims each due row
+:func:`evaluate_alerts` steps each alert (pending, firing after the rule's ``for``,
+resolved) and each group (first message after ``group_wait``, updates, reminders
+every ``repeat_interval``, one message when all clear); silences and maintenance
+events hold alerts back. Messages are delivery rows written in the same transaction
+as the state that causes them. :func:`deliver_pending` claims each due row
 with an update that succeeds once, sends it, and records the outcome: sent, a
 retry with exponential backoff, or failed after ``max_attempts``. A claimed row
 whose process died before recording the outcome stays ``sending`` and is never
@@ -11,13 +15,24 @@ sent again (at most once); ``pantau status`` shows such rows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
-from monitor.config import AlertSettings, Settings
+from monitor.config import AlertRule, AlertSettings, Settings
 from monitor.fields import Secret
-from monitor.store import AlertDeliveryRow, IncidentRow, IncidentUpdateRow, Store, StoreTx
+from monitor.i18n import format_duration, format_time
+from monitor.rules import Condition, Evidence
+from monitor.store import (
+    AlertDeliveryRow,
+    AlertGroupRow,
+    AlertRow,
+    IncidentRow,
+    Store,
+    StoreTx,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,47 +71,203 @@ class AppriseNotifier:
             raise DeliveryError(f"delivery to {target.masked()} failed")
 
 
-def _link(settings: Settings, incident: IncidentRow) -> str:
+def incident_url(settings: Settings, incident_id: int | None) -> str:
+    """The public page of an incident (the status page when there is none)."""
     base = settings.site.base_url.rstrip("/")
-    path = f"incidents/{incident.id}.html"
+    path = f"incidents/{incident_id}.html" if incident_id is not None else "index.html"
     return f"{base}/{path}" if base else path
 
 
-def alert_text(
-    settings: Settings, incident: IncidentRow, entry: IncidentUpdateRow, *, evidence: str = ""
-) -> tuple[str, str]:
-    """The title and body of an alert for a timeline entry, secret-free."""
-    label = {"opened": "OPEN", "resolved": "RESOLVED", "reopened": "REOPENED"}.get(
-        entry.event, "UPDATE"
-    )
-    title = f"[Pantau] {label} #{incident.id}: {incident.title('en')}"
-    lines = [entry.message_en, "", entry.message_id, ""]
-    if evidence:
-        lines.append(f"Evidence: {evidence}")
-    lines.append(f"Status: {incident.status}; started {incident.started_at.isoformat()}")
-    if incident.resolved_at is not None:
-        lines.append(f"Resolved {incident.resolved_at.isoformat()}")
-    lines.append(f"Incident page: {_link(settings, incident)}")
-    return title, "\n".join(lines)
+# -- rules to alerts ------------------------------------------------------------
+@dataclass(slots=True)
+class AlertReport:
+    """What one evaluation did."""
+
+    fired: list[AlertRow] = field(default_factory=list)
+    resolved: list[AlertRow] = field(default_factory=list)
+    #: ``(group id, kind)`` of every message enqueued.
+    messages: list[tuple[int, str]] = field(default_factory=list)
 
 
-def enqueue_alerts(
+def suppressions(tx: StoreTx, settings: Settings, now: datetime) -> dict[str, str]:
+    """Components whose alerts are held back now, with why: a silence or a maintenance."""
+    held: dict[str, str] = {}
+    for silence in tx.silences(now=now):
+        if silence.active(now):
+            held.setdefault(silence.component_id, f"silence #{silence.id}: {silence.reason}")
+    for event in settings.events:
+        if event.kind == "maintenance" and event.active(now):
+            for component in settings.components:
+                if event.covers(component.id):
+                    held.setdefault(component.id, f"maintenance {event.id}")
+    return held
+
+
+def evaluate_alerts(
+    tx: StoreTx, settings: Settings, conditions: list[Condition], *, now: datetime
+) -> AlertReport:
+    """Step every alert with the rules' verdicts, group firing ones, enqueue messages.
+
+    All in ``tx``: alert states, groups and the deliveries they cause commit together,
+    so a restart neither repeats nor loses a message.
+    """
+    report = AlertReport()
+    live = {(a.rule_id, a.subject): a for a in tx.live_alerts()}
+    held = suppressions(tx, settings, now)
+    grouping = _Grouping(tx, settings, now)
+    for condition in conditions:
+        alert = live.pop((condition.rule.id, condition.subject), None)
+        if not condition.active:
+            # A pending alert needs its condition without a break; a firing one stays
+            # until the condition has cleared (a single pass does not end an outage).
+            if alert is not None and (alert.state == "pending" or condition.clear):
+                _resolve(alert, now, report)
+                continue
+            if alert is None:
+                continue
+        if alert is None:
+            alert = tx.add_alert(
+                AlertRow(
+                    rule_id=condition.rule.id,
+                    subject=condition.subject,
+                    component_id=condition.component_id,
+                    state="pending",
+                    active_since=now,
+                    evaluated_at=now,
+                )
+            )
+        alert.value, alert.evidence = condition.value, condition.evidence.dumps()
+        alert.evaluated_at = now
+        alert.suppressed_by = held.get(condition.component_id)
+        due = now - alert.active_since >= condition.rule.for_
+        if alert.state == "pending" and condition.active and due:
+            alert.state, alert.fired_at = "firing", now
+            report.fired.append(alert)
+            log.warning(
+                "alert firing rule=%s subject=%s value=%s",
+                alert.rule_id,
+                alert.subject,
+                alert.value,
+            )
+        if alert.state == "firing" and alert.group_id is None and alert.suppressed_by is None:
+            alert.group_id = grouping.group_for(alert).id
+    for alert in live.values():  # its rule is gone from the config
+        _resolve(alert, now, report)
+    tx.session.flush()
+    for group in tx.open_groups():
+        _step_group(tx, settings, group, now=now, report=report)
+    return report
+
+
+def _resolve(alert: AlertRow, now: datetime, report: AlertReport) -> None:
+    was_firing = alert.state == "firing"
+    alert.state, alert.resolved_at, alert.evaluated_at = "resolved", now, now
+    if was_firing:
+        report.resolved.append(alert)
+        log.info("alert resolved rule=%s subject=%s", alert.rule_id, alert.subject)
+
+
+class _Grouping:
+    """Finds the group a newly firing alert joins (one per incident, so a wave opening
+    that breaks four components is one message, not four)."""
+
+    def __init__(self, tx: StoreTx, settings: Settings, now: datetime) -> None:
+        self.tx, self.settings, self.now = tx, settings, now
+        self._incidents: list[tuple[IncidentRow, set[str]]] | None = None
+
+    def incidents(self) -> list[tuple[IncidentRow, set[str]]]:
+        if self._incidents is None:
+            self._incidents = [
+                (i, set(self.tx.incident_components(i.id)))
+                for i in self.tx.incidents(unresolved=True)
+                if i.id is not None
+            ]
+        return self._incidents
+
+    def incident_for(self, component_ids: Iterable[str]) -> IncidentRow | None:
+        """The unresolved incident naming one of the components, else an automatic one."""
+        wanted = set(component_ids)
+        for incident, components in self.incidents():
+            if components & wanted:
+                return incident
+        return next((i for i, _ in self.incidents() if i.automatic), None)
+
+    def group_for(self, alert: AlertRow) -> AlertGroupRow:
+        incident = self.incident_for([alert.component_id])
+        groups = self.tx.open_groups()
+        if incident is not None:
+            for group in groups:
+                if group.incident_id == incident.id:
+                    return group
+        wait = self.settings.alerts.group_wait
+        for group in groups:
+            if group.incident_id is None and self.now - group.created_at <= wait:
+                return group
+        return self.tx.add_group(
+            AlertGroupRow(
+                incident_id=incident.id if incident else None,
+                created_at=self.now,
+                send_after=self.now + wait,
+            )
+        )
+
+
+def _step_group(
+    tx: StoreTx, settings: Settings, group: AlertGroupRow, *, now: datetime, report: AlertReport
+) -> None:
+    """Send what a group owes: its first message after ``group_wait``, an update when new
+    alerts joined (at most every ``group_interval``), a reminder every
+    ``repeat_interval``, and one message when its last alert resolves."""
+    assert group.id is not None
+    members = tx.alerts(group_id=group.id)
+    if group.incident_id is None:
+        incident = _Grouping(tx, settings, now).incident_for(a.component_id for a in members)
+        group.incident_id = incident.id if incident else None
+    firing = [a for a in members if a.state == "firing"]
+    told = [a for a in firing if a.suppressed_by is None]
+    rule = settings.alerts
+    kind: str | None = None
+    if not firing:
+        group.status, group.resolved_at = "resolved", now
+        kind = "resolved" if group.messages else None
+    elif not told:
+        kind = None
+    elif not group.messages:
+        kind = "firing" if now >= group.send_after else None
+    else:
+        assert group.last_message_at is not None
+        since_last = now - group.last_message_at
+        if any(not a.notified for a in told) and since_last >= rule.group_interval:
+            kind = "update"
+        elif since_last >= rule.repeat_interval:
+            kind = "reminder"
+    if kind is None:
+        return
+    title, body = alert_message(tx, settings, group, members, kind=kind, now=now)
+    _enqueue(tx, settings, group, kind=kind, title=title, body=body, now=now)
+    for alert in told:
+        alert.notified = True
+    report.messages.append((group.id, kind))
+
+
+def _enqueue(
     tx: StoreTx,
     settings: Settings,
-    incident: IncidentRow,
-    entry: IncidentUpdateRow,
+    group: AlertGroupRow,
     *,
+    kind: str,
+    title: str,
+    body: str,
     now: datetime,
-    evidence: str = "",
-) -> list[AlertDeliveryRow]:
-    """Write one pending delivery per configured target for a timeline entry."""
-    assert incident.id is not None and entry.id is not None
-    title, body = alert_text(settings, incident, entry, evidence=evidence)
-    return [
+) -> None:
+    assert group.id is not None
+    for index, target in enumerate(settings.alerts.notify):
         tx.add_delivery(
             AlertDeliveryRow(
-                incident_id=incident.id,
-                update_id=entry.id,
+                group_id=group.id,
+                seq=group.messages,
+                kind=kind,
+                incident_id=group.incident_id,
                 target_index=index,
                 target_label=target.masked(),
                 title=title,
@@ -105,8 +276,108 @@ def enqueue_alerts(
                 created_at=now,
             )
         )
-        for index, target in enumerate(settings.alerts.notify)
+    group.messages += 1
+    group.last_message_at = now
+
+
+# -- messages ---------------------------------------------------------------------
+def _component_name(settings: Settings, component_id: str) -> str:
+    try:
+        return settings.component(component_id).name.get("en")
+    except KeyError:
+        return component_id
+
+
+def rule_text(rule: AlertRule | None, alert: AlertRow, settings: Settings) -> str:
+    """What the rule measured, in words: ``error rate 45% > 20% over 2m``."""
+    if rule is None:
+        return f"rule {alert.rule_id} (no longer configured)"
+    window = format_duration(rule.window, "en")
+    if rule.kind == "error_rate":
+        return f"error rate {alert.value:.0%} > {rule.above or 0:.0%} over {window}"
+    if rule.kind == "latency":
+        return f"p{rule.percentile:g} latency {alert.value:.2f} s > {rule.above or 0:g} s over {window}"
+    needed = rule.failures or settings.detection.failures_to_down
+    return f"{alert.value:.0f} consecutive failures (alerting at {needed})"
+
+
+def alert_message(
+    tx: StoreTx,
+    settings: Settings,
+    group: AlertGroupRow,
+    members: list[AlertRow],
+    *,
+    kind: str,
+    now: datetime,
+) -> tuple[str, str]:
+    """The title and body of a group's message, with each alert's evidence. Secret-free."""
+    zone = settings.site.zone
+    rules = {r.id: r for r in settings.alert_rules()}
+    shown = members if kind == "resolved" else [a for a in members if a.state == "firing"]
+    order = {c.id: i for i, c in enumerate(settings.components)}
+    shown = sorted(shown, key=lambda a: (order.get(a.component_id, len(order)), a.id or 0))
+    names = []
+    for alert in shown:
+        name = _component_name(settings, alert.component_id)
+        if name not in names:
+            names.append(name)
+    incident = tx.incident(group.incident_id) if group.incident_id is not None else None
+    label = {"firing": "FIRING", "update": "FIRING (update)", "reminder": "STILL FIRING"}.get(
+        kind, "RESOLVED"
+    )
+    title = f"[Pantau] {label}: {', '.join(names)}"
+    if incident is not None:
+        title += f" (incident #{incident.id})"
+    lines: list[str] = []
+    if kind == "resolved":
+        lines.append(
+            f"All clear at {format_time(now, zone, 'en')}, "
+            f"{format_duration(now - group.created_at, 'en')} after the first alert."
+        )
+    else:
+        lines.append(
+            f"{len(shown)} alert(s) firing, first at {format_time(group.created_at, zone, 'en')}."
+        )
+    if incident is not None:
+        lines.append(f"Incident #{incident.id} [{incident.status}]: {incident.title('en')}")
+    lines.append(f"Incident page: {incident_url(settings, group.incident_id)}")
+    for alert in shown:
+        lines.append("")
+        lines.extend(_alert_lines(settings, alert, rules.get(alert.rule_id), zone=zone))
+    return title, "\n".join(lines)
+
+
+def _alert_lines(
+    settings: Settings, alert: AlertRow, rule: AlertRule | None, *, zone: ZoneInfo
+) -> list[str]:
+    name = _component_name(settings, alert.component_id)
+    subject = "" if alert.subject == alert.component_id else f", check {alert.subject}"
+    state = "resolved" if alert.state == "resolved" else "firing"
+    lines = [
+        f"- {name} ({alert.component_id}{subject}) {state}: {rule_text(rule, alert, settings)}"
     ]
+    if alert.suppressed_by:
+        lines.append(f"  held back by {alert.suppressed_by}")
+    evidence = Evidence.loads(alert.evidence)
+    if evidence is None:
+        return lines
+    if evidence.failing_checks:
+        checks = ", ".join(f"{k}={v}" for k, v in evidence.failing_checks.items())
+        lines.append(f"  failing checks: {checks}")
+    if evidence.error_classes:
+        classes = ", ".join(f"{k}={v}" for k, v in evidence.error_classes.items())
+        lines.append(f"  error classes: {classes}")
+    if evidence.regions_reporting:
+        lines.append(
+            f"  regions failing: {', '.join(evidence.regions_failing) or 'none'} "
+            f"(of {len(evidence.regions_reporting)} reporting)"
+        )
+    if evidence.p50_ms is not None:
+        lines.append(f"  latency p50 {evidence.p50_ms:.0f} ms, p95 {evidence.p95_ms or 0:.0f} ms")
+    first = min((t for t in (evidence.first_failure_at, alert.active_since) if t), default=None)
+    if first is not None:
+        lines.append(f"  first failure: {format_time(first, zone, 'en')}")
+    return lines
 
 
 @dataclass(slots=True)

@@ -15,11 +15,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from checks import CHECK_KINDS
 from checks.base import ID_PATTERN, CheckSettings
-from monitor.fields import Duration, LocalizedText, SecretText, Text
+from monitor.fields import (
+    Duration,
+    DurationOrZero,
+    LocalizedText,
+    SecretText,
+    Text,
+    parse_duration,
+    parse_ratio,
+)
 
 Language = Literal["id", "en"]
 
@@ -106,11 +122,70 @@ class DetectionSettings(_Frozen):
     quorum: int | None = Field(default=None, ge=1, le=100)
 
 
+class AlertRule(_Frozen):
+    """``[[alerts.rules]]``: when engineers are alerted.
+
+    - ``error_rate``: the share of failing probe runs over ``window`` is ``above`` a ratio
+      (``0.2`` or ``"20%"``), with at least ``min_probes`` runs in the window;
+    - ``latency``: the ``percentile`` (default p95) of response times over ``window`` is
+      ``above`` a duration (``"2s"``);
+    - ``consecutive``: a check failed ``failures`` runs in a row (default
+      ``[detection] failures_to_down``) in a quorum of regions.
+
+    A rule covers one ``component``, one ``check``, or (neither given) every component,
+    each on its own. Its condition must hold for ``for`` before the alert fires.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    id: str = Field(pattern=ID_PATTERN)
+    kind: Literal["error_rate", "latency", "consecutive"]
+    component: str | None = None
+    check: str | None = None
+    #: The threshold: a ratio for ``error_rate``, seconds for ``latency``.
+    above: float | None = None
+    window: Duration = timedelta(minutes=2)
+    min_probes: int = Field(default=3, ge=1, le=100_000)
+    percentile: float = Field(default=95, gt=0, le=100)
+    failures: int | None = Field(default=None, ge=1, le=100)
+    for_: DurationOrZero = Field(default=timedelta(0), alias="for")
+
+    @field_validator("above", mode="before")
+    @classmethod
+    def _threshold(cls, value: Any, info: ValidationInfo) -> Any:
+        kind = info.data.get("kind")
+        if value is None:
+            return None
+        if kind == "error_rate":
+            return parse_ratio(value)
+        if kind == "latency":
+            return parse_duration(value).total_seconds()
+        raise ValueError("'above' is for error_rate and latency rules; use 'failures'")
+
+    @model_validator(mode="after")
+    def _complete(self) -> AlertRule:
+        if self.component and self.check:
+            raise ValueError("give 'component' or 'check', not both")
+        if self.kind in ("error_rate", "latency") and self.above is None:
+            raise ValueError(f"a {self.kind} rule needs 'above'")
+        return self
+
+
 class AlertSettings(_Frozen):
-    """``[alerts]``: where engineers are told, through Apprise URLs."""
+    """``[alerts]``: when and where engineers are told, through Apprise URLs."""
 
     #: Apprise URLs (``json://``, ``tgram://``, ``slack://`` ...); may hold ``${ENV}`` secrets.
     notify: tuple[SecretText, ...] = ()
+    #: The rules; without any, one ``consecutive`` rule covers every component.
+    rules: tuple[AlertRule, ...] = ()
+    #: How often rules are evaluated.
+    evaluation_interval: Duration = timedelta(seconds=5)
+    #: A new group's first message waits this long for other alerts to join it.
+    group_wait: Duration = timedelta(seconds=10)
+    #: Alerts joining a group after its first message are told at most this often.
+    group_interval: Duration = timedelta(minutes=5)
+    #: A reminder while a group keeps firing.
+    repeat_interval: Duration = timedelta(hours=1)
     #: Attempts per message and target before it is marked failed.
     max_attempts: int = Field(default=8, ge=1, le=100)
     #: First retry delay; doubles on each attempt up to ``max_backoff``.
@@ -118,6 +193,29 @@ class AlertSettings(_Frozen):
     max_backoff: Duration = timedelta(minutes=10)
     #: Timeout of one delivery attempt.
     timeout: Duration = timedelta(seconds=10)
+
+
+class MetricsSettings(_Frozen):
+    """``[metrics]``: Prometheus metrics of ``pantau run``."""
+
+    #: ``host:port`` to serve ``/metrics`` on (for example ``127.0.0.1:9464``); unset, none.
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"use host:port, such as '127.0.0.1:9464', not {value!r}")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self.listen is not None
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 class ProbeSettings(_Frozen):
@@ -131,11 +229,24 @@ class ProbeSettings(_Frozen):
     jitter: Duration = timedelta(seconds=1)
 
 
+class XPostSettings(_Frozen):
+    """``[incidents.x]``: the programme's X account (OAuth 1.0a user context, all from ``${ENV}``)."""
+
+    api_key: SecretText
+    api_secret: SecretText
+    access_token: SecretText
+    access_token_secret: SecretText
+    #: Languages posted, in order, in one thread.
+    languages: tuple[Language, ...] = ("id", "en")
+
+
 class IncidentSettings(_Frozen):
     """``[incidents]``: the comms workflow."""
 
     #: A folder of extra statement templates (``NAME.id.txt`` / ``NAME.en.txt``), relative to the config.
     templates_dir: Path | None = None
+    #: Posting statements to X (``pantau incident update ... --post-x``).
+    x: XPostSettings | None = None
 
 
 class EventSettings(_Frozen):
@@ -207,6 +318,7 @@ class Settings(_Frozen):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     components: tuple[ComponentSettings, ...] = ()
     checks: tuple[CheckConfig, ...] = ()
     events: tuple[EventSettings, ...] = ()
@@ -247,6 +359,13 @@ class Settings(_Frozen):
             if component.id == component_id:
                 return component
         raise KeyError(component_id)
+
+    def alert_rules(self) -> tuple[AlertRule, ...]:
+        """The configured alert rules, or the default: a check failing
+        ``failures_to_down`` runs in a row alerts for its component."""
+        if self.alerts.rules:
+            return self.alerts.rules
+        return (AlertRule(id="check-failing", kind="consecutive"),)
 
     def checks_of(self, component_id: str) -> list[CheckSettings]:
         return [check for check in self.checks if check.component == component_id]
@@ -316,7 +435,31 @@ def _semantic_errors(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         component = check.get("component")
         if isinstance(component, str) and component not in seen:
             errors.append((f"{label}.component", f"unknown component {component!r}"))
+    errors += _rule_reference_errors(data.get("alerts"), seen, check_ids)
     return errors + _event_reference_errors(data.get("events"), seen)
+
+
+def _rule_reference_errors(
+    alerts: Any, components: set[str], checks: set[str]
+) -> list[tuple[str, str]]:
+    rules = alerts.get("rules") if isinstance(alerts, Mapping) else None
+    errors: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for i, rule in enumerate(rules if isinstance(rules, list) else []):
+        if not isinstance(rule, Mapping):
+            continue
+        rid = rule.get("id")
+        label = f"alerts.rules[{i}]({rid})" if isinstance(rid, str) else f"alerts.rules[{i}]"
+        if isinstance(rid, str):
+            if rid in seen:
+                errors.append((f"{label}.id", f"duplicate rule id {rid!r}"))
+            seen.add(rid)
+        component, check = rule.get("component"), rule.get("check")
+        if isinstance(component, str) and component not in components:
+            errors.append((f"{label}.component", f"unknown component {component!r}"))
+        if isinstance(check, str) and check not in checks:
+            errors.append((f"{label}.check", f"unknown check {check!r}"))
+    return errors
 
 
 def _event_reference_errors(events: Any, components: set[str]) -> list[tuple[str, str]]:

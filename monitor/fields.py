@@ -51,6 +51,40 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def parse_duration_or_zero(value: Any) -> timedelta:
+    """Like :func:`parse_duration`, but zero (``0``, ``"0s"``) is allowed."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    zero_number = isinstance(value, int | float) and not isinstance(value, bool) and value == 0
+    if zero_number or (match is not None and float(match.group(1)) == 0):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+#: A duration that may be zero (for example an alert rule's ``for``).
+DurationOrZero = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration_or_zero),
+    PlainSerializer(lambda td: f"{td.total_seconds():g}s", return_type=str),
+    WithJsonSchema({"type": "string"}),
+]
+
+
+def parse_ratio(value: Any) -> float:
+    """Parse a ratio: ``0.2`` or ``"20%"``. Raises ValueError outside 0..1."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            ratio = float(value.strip()[:-1]) / 100
+        except ValueError:
+            raise ValueError(f"invalid percentage {value!r}") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        ratio = float(value)
+    else:
+        raise ValueError(f"invalid ratio {value!r}: use a number such as 0.2 or a string '20%'")
+    if not 0 <= ratio <= 1:
+        raise ValueError(f"a ratio is between 0 and 1 (or 0% and 100%), not {value!r}")
+    return ratio
+
+
 Duration = Annotated[
     timedelta,
     BeforeValidator(parse_duration),

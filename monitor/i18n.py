@@ -48,3 +48,12 @@ def join_names(names: list[str], lang: str) -> str:
         return "".join(names)
     word = "dan" if lang == "id" else "and"
     return f"{', '.join(names[:-1])} {word} {names[-1]}"
+
+
+def format_percent(ratio: float | None, lang: str) -> str:
+    """``45%`` (both languages; ``4,5%`` / ``4.5%`` under 10%); empty when unknown."""
+    if ratio is None:
+        return ""
+    percent = ratio * 100
+    text = f"{percent:.1f}" if 0 < percent < 10 and percent != int(percent) else f"{percent:.0f}"
+    return (text.replace(".", ",") if lang == "id" else text) + "%"

@@ -1,25 +1,28 @@
 """Incidents: opened, updated and resolved automatically and by the comms team.
 
 Automatic events and human statements form one timeline of
-:class:`~monitor.store.IncidentUpdateRow`. Opening, resolving and reopening an
-incident enqueue alert deliveries in the same transaction (see ``monitor.alerts``).
+:class:`~monitor.store.IncidentUpdateRow`. Engineers are alerted by the rules of
+``monitor.alerts``, which group their alerts per incident; the public timeline and
+the alerts are separate streams.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.alerts import enqueue_alerts
 from monitor.config import Settings
 from monitor.detect import DEGRADED, MAJOR_OUTAGE, OPERATIONAL, SEVERITY, ComponentChange
-from monitor.i18n import format_duration, format_time, join_names
+from monitor.i18n import format_duration, format_percent, format_time, join_names
+from monitor.rules import Evidence, component_evidence
 from monitor.statements import Statement, StatementLibrary
 from monitor.store import IncidentRow, IncidentUpdateRow, StoreTx
 
 INCIDENT_STATUSES = ("investigating", "identified", "monitoring", "resolved")
 AUTHOR_AUTO = "pantau"
+#: The shortest span of results an automatic timeline entry's evidence covers.
+EVIDENCE_WINDOW = timedelta(minutes=2)
 
 
 class IncidentError(Exception):
@@ -55,9 +58,12 @@ def statement_variables(
     *,
     started_at: datetime,
     now: datetime,
+    error_rate: float | None = None,
     **extra: Any,
 ) -> dict[str, dict[str, Any]]:
-    """Variables of a statement template, per language."""
+    """Variables of a statement template, per language: ``components`` (their names),
+    ``started_at`` and ``now`` (in the site's zone), ``duration``, ``error_rate``
+    ("45%", or empty when unknown) and any ``extra``."""
     zone = settings.site.zone
     return {
         lang: {
@@ -65,6 +71,7 @@ def statement_variables(
             "started_at": format_time(started_at, zone, lang),
             "now": format_time(now, zone, lang),
             "duration": format_duration(now - started_at, lang),
+            "error_rate": format_percent(error_rate, lang),
             **extra,
         }
         for lang in ("id", "en")
@@ -87,9 +94,10 @@ def open_incident(
     status: str = "investigating",
     author: str = AUTHOR_AUTO,
     automatic: bool = False,
-    evidence: str = "",
+    details: str | None = None,
 ) -> IncidentRow:
-    """Open an incident with a first timeline entry and enqueue its alerts (with ``evidence``)."""
+    """Open an incident with a first timeline entry (automatic ones carry ``details``,
+    their evidence as JSON)."""
     _validate(settings, status, components)
     incident = tx.add_incident(
         IncidentRow(
@@ -103,10 +111,16 @@ def open_incident(
         ),
         components,
     )
-    entry = _add_entry(
-        tx, incident, now=now, status=status, statement=statement, author=author, event="opened"
+    _add_entry(
+        tx,
+        incident,
+        now=now,
+        status=status,
+        statement=statement,
+        author=author,
+        event="opened",
+        details=details,
     )
-    enqueue_alerts(tx, settings, incident, entry, now=now, evidence=evidence)
     return incident
 
 
@@ -128,6 +142,7 @@ def _add_entry(
     statement: Statement,
     author: str,
     event: str,
+    details: str | None = None,
 ) -> IncidentUpdateRow:
     assert incident.id is not None
     return tx.add_update(
@@ -140,6 +155,7 @@ def _add_entry(
             message_en=statement.en,
             automatic=author == AUTHOR_AUTO,
             event=event,
+            details=details,
         )
     )
 
@@ -172,11 +188,9 @@ def update_incident(
             tx.set_incident_component(incident_id, component_id, OPERATIONAL)
     elif event == "reopened":
         incident.resolved_at = None
-    entry = _add_entry(
+    _add_entry(
         tx, incident, now=now, status=new_status, statement=statement, author=author, event=event
     )
-    if event in ("resolved", "reopened"):
-        enqueue_alerts(tx, settings, incident, entry, now=now)
     return incident
 
 
@@ -224,6 +238,12 @@ class IncidentAutomation:
         )
         return self._note(tx, incident, change, note, event="degraded", now=now)
 
+    def _evidence(self, tx: StoreTx, component_id: str, now: datetime) -> Evidence:
+        """The component's runs over the last few intervals: error rate, classes, regions."""
+        intervals = [c.interval for c in self.settings.checks_of(component_id)]
+        window = max([EVIDENCE_WINDOW, *(3 * i for i in intervals)])
+        return component_evidence(tx, component_id, now=now, window=window)
+
     def _name(self, component_id: str) -> tuple[str, str]:
         return (
             _names(self.settings, [component_id], "id"),
@@ -240,7 +260,8 @@ class IncidentAutomation:
         event: str,
         now: datetime,
     ) -> IncidentEvent:
-        """An automatic timeline entry about one component of an open incident."""
+        """An automatic timeline entry about one component of an open incident, with the
+        component's evidence."""
         assert incident.id is not None
         _add_entry(
             tx,
@@ -249,7 +270,8 @@ class IncidentAutomation:
             status=incident.status,
             statement=note,
             author=AUTHOR_AUTO,
-            event="update",
+            event=event,
+            details=self._evidence(tx, change.component_id, now).dumps(),
         )
         incident.updated_at = now
         return IncidentEvent(incident.id, event, now, incident.title_id, (change.component_id,))
@@ -270,20 +292,28 @@ class IncidentAutomation:
         incident = self._open_for(tx, change.component_id)
         if incident is not None:
             assert incident.id is not None
+            already = change.component_id in tx.incident_components(incident.id)
             tx.set_incident_component(incident.id, change.component_id, change.to_status)
             affected = tx.incident_components(incident.id)
             incident.impact = _impact(affected)
             incident.updated_at = now
             if incident.automatic:
                 self._retitle(incident, sorted(affected), now=now)
-            return self._note(
-                tx, incident, change, self._joined_note(change), event="joined", now=now
-            )
+            if already:  # worse or better within the outage: a note, not a new member
+                note, event = self._changed_note(change), "changed"
+            else:
+                note, event = self._joined_note(change), "joined"
+            return self._note(tx, incident, change, note, event=event, now=now)
         if not self.settings.detection.auto_incidents:
             return None
         started = change.result.started_at
+        evidence = self._evidence(tx, change.component_id, now)
         variables = statement_variables(
-            self.settings, [change.component_id], started_at=started, now=now
+            self.settings,
+            [change.component_id],
+            started_at=started,
+            now=now,
+            error_rate=evidence.error_rate,
         )
         incident = open_incident(
             tx,
@@ -293,7 +323,7 @@ class IncidentAutomation:
             statement=self.statements.render("investigating", variables),
             title=self.statements.render("title", variables),
             automatic=True,
-            evidence=change.evidence,
+            details=evidence.dumps(),
         )
         assert incident.id is not None
         return IncidentEvent(incident.id, "opened", now, incident.title_id, (change.component_id,))
@@ -305,6 +335,19 @@ class IncidentAutomation:
         )
         title = self.statements.render("title", variables)
         incident.title_id, incident.title_en = title.id, title.en
+
+    def _changed_note(self, change: ComponentChange) -> Statement:
+        """The entry when a component already in the incident gets worse or better."""
+        name_id, name_en = self._name(change.component_id)
+        if change.to_status == MAJOR_OUTAGE:
+            return Statement(
+                id=f"{name_id} kini tidak dapat diakses sama sekali.",
+                en=f"{name_en} is now fully unavailable.",
+            )
+        return Statement(
+            id=f"{name_id} sebagian sudah berfungsi, tetapi masih terganggu.",
+            en=f"{name_en} is partly working but still disrupted.",
+        )
 
     def _joined_note(self, change: ComponentChange) -> Statement:
         """The public timeline entry when another component joins an open incident.

@@ -30,11 +30,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from checks import Check, CheckSettings, ProbeContext, ProbeResult, build_check
 from checks.http import USER_AGENT
-from monitor.alerts import DeliveryReport, Notifier, deliver_pending
+from monitor.alerts import AlertReport, DeliveryReport, Notifier, deliver_pending, evaluate_alerts
 from monitor.clock import Clock
 from monitor.config import EventSettings, Settings
 from monitor.detect import ComponentChange, record_result
 from monitor.incidents import IncidentAutomation, IncidentEvent
+from monitor.rules import evaluate as evaluate_rules
 from monitor.statements import StatementLibrary
 from monitor.store import Store, StoreError
 
@@ -156,6 +157,7 @@ class EngineListener:
     on_outcome: Callable[[ProbeOutcome], None] | None = None
     on_delivery: Callable[[DeliveryReport], None] | None = None
     on_publish: Callable[[Path], None] | None = None
+    on_alerts: Callable[[AlertReport], None] | None = None
 
 
 @dataclass(slots=True)
@@ -280,6 +282,16 @@ class Engine:
         for outcome in outcomes:
             _log_outcome(outcome)
         return outcomes
+
+    def evaluate_alerts(self) -> AlertReport:
+        """Evaluate the alert rules now and step alerts and their groups (blocking)."""
+        now = self.clock.now()
+        with self.store.tx() as tx:
+            conditions = evaluate_rules(tx, self.settings, now=now)
+            report = evaluate_alerts(tx, self.settings, conditions, now=now)
+        if self.listener.on_alerts and (report.fired or report.resolved or report.messages):
+            self.listener.on_alerts(report)
+        return report
 
     def deliver_pending(self) -> DeliveryReport:
         """Send due alerts (blocking; the runtime calls it in a worker thread)."""
@@ -414,6 +426,14 @@ class _Runner:
                 misfire_grace_time=max(int(interval.total_seconds()), 1),
             )
         self.scheduler.add_job(
+            self._evaluation_job,
+            IntervalTrigger(seconds=settings.alerts.evaluation_interval.total_seconds()),
+            id="evaluate",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=5,
+        )
+        self.scheduler.add_job(
             self._delivery_job,
             IntervalTrigger(seconds=DELIVERY_INTERVAL.total_seconds()),
             id="deliver",
@@ -463,6 +483,18 @@ class _Runner:
         finally:
             self.inflight.discard(task)
 
+    async def _evaluation_job(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+        try:
+            await asyncio.to_thread(self.engine.evaluate_alerts)
+        except Exception:
+            log.exception("alert evaluation failed")
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+
     async def _delivery_job(self) -> None:
         task = asyncio.current_task()
         if task is not None:
@@ -507,5 +539,6 @@ class _Runner:
             await asyncio.wait(pending, timeout=timeout)
 
     async def _final_steps(self) -> None:
+        await self._evaluation_job()
         await self._delivery_job()
         await self._publish_safely()

@@ -195,8 +195,11 @@ class IncidentUpdateRow(SQLModel, table=True):
     message_id: str = ""
     message_en: str = ""
     automatic: bool = False
-    #: What happened: opened, update, resolved, reopened (alerts key on it).
+    #: What happened: opened, joined, recovered, degraded, update, resolved, reopened.
     event: str = Field(default="update", max_length=16)
+    #: For automatic entries, the evidence as JSON (error rate, error classes with
+    #: counts, regions, latency): for engineers and reports, never for the public page.
+    details: str | None = None
 
     def message(self, lang: str) -> str:
         return (
@@ -206,15 +209,87 @@ class IncidentUpdateRow(SQLModel, table=True):
         )
 
 
-class AlertDeliveryRow(SQLModel, table=True):
-    """One message to one notification target; claimed once, so never sent twice."""
+class SilenceRow(SQLModel, table=True):
+    """Alerts for a component are held back between ``starts_at`` and ``ends_at``."""
 
-    __tablename__ = "alert_delivery"
-    __table_args__ = (UniqueConstraint("update_id", "target_index", name="uq_delivery_target"),)
+    __tablename__ = "silence"
 
     id: int | None = Field(default=None, primary_key=True)
-    incident_id: int = Field(foreign_key="incident.id", index=True)
-    update_id: int = Field(foreign_key="incident_update.id")
+    component_id: str = Field(max_length=64, index=True)
+    starts_at: datetime = _ts()
+    ends_at: datetime = _ts(index=True)
+    reason: str
+    author: str = Field(max_length=128)
+    created_at: datetime = _ts()
+    #: Set when removed early (``pantau silence remove``); the row stays for the record.
+    removed_at: datetime | None = _ts(nullable=True)
+
+    def active(self, now: datetime) -> bool:
+        return self.removed_at is None and self.starts_at <= now < self.ends_at
+
+
+class AlertGroupRow(SQLModel, table=True):
+    """The alerts that are told together: one message when the group starts firing
+    (after ``group_wait``), updates and reminders while it fires, one when it resolves."""
+
+    __tablename__ = "alert_group"
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: The incident its alerts belong to, once there is one.
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+    status: str = Field(default="open", max_length=16, index=True)  # open | resolved
+    created_at: datetime = _ts()
+    #: The first message waits until then for other alerts to join.
+    send_after: datetime = _ts()
+    #: Messages enqueued so far; the next one gets this number (``seq``).
+    messages: int = 0
+    last_message_at: datetime | None = _ts(nullable=True)
+    resolved_at: datetime | None = _ts(nullable=True)
+
+
+class AlertRow(SQLModel, table=True):
+    """One alert: a rule's condition on one subject (a component or a check).
+
+    ``pending`` while the condition holds for less than the rule's ``for``; ``firing``
+    after; ``resolved`` once it no longer holds (a new alert starts the next time).
+    """
+
+    __tablename__ = "alert"
+    __table_args__ = (Index("ix_alert_rule_subject", "rule_id", "subject", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str = Field(max_length=64)
+    subject: str = Field(max_length=64)
+    component_id: str = Field(max_length=64)
+    state: str = Field(max_length=16, index=True)  # pending | firing | resolved
+    active_since: datetime = _ts()
+    fired_at: datetime | None = _ts(nullable=True)
+    resolved_at: datetime | None = _ts(nullable=True)
+    evaluated_at: datetime = _ts()
+    #: The measured value (a ratio, seconds, or a count) and its evidence as JSON.
+    value: float = 0.0
+    evidence: str = "{}"
+    group_id: int | None = Field(default=None, foreign_key="alert_group.id", index=True)
+    #: Told in a message of its group already (so it is not announced as new again).
+    notified: bool = False
+    #: Held back by a silence or a maintenance event at the last evaluation.
+    suppressed_by: str | None = Field(default=None, max_length=128)
+
+
+class AlertDeliveryRow(SQLModel, table=True):
+    """One message of an alert group to one target; claimed once, so never sent twice."""
+
+    __tablename__ = "alert_delivery"
+    __table_args__ = (
+        UniqueConstraint("group_id", "seq", "target_index", name="uq_delivery_target"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    group_id: int = Field(foreign_key="alert_group.id", index=True)
+    #: The message's number in its group, and what it says: firing, update, reminder, resolved.
+    seq: int = 0
+    kind: str = Field(default="firing", max_length=16)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
     target_index: int
     #: The target with every secret left as its ``${VAR}`` reference.
     target_label: str
@@ -226,6 +301,24 @@ class AlertDeliveryRow(SQLModel, table=True):
     last_error: str | None = None
     created_at: datetime = _ts()
     sent_at: datetime | None = _ts(nullable=True)
+
+
+class XPostRow(SQLModel, table=True):
+    """A statement posted (or being posted) to X as a thread of one or more posts."""
+
+    __tablename__ = "x_post"
+
+    id: int | None = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    update_id: int = Field(foreign_key="incident_update.id", index=True)
+    #: The thread's texts as JSON (a list), and the ids of the posts made so far (JSON).
+    parts: str
+    post_ids: str = "[]"
+    status: str = Field(default="pending", max_length=16)  # pending | posted | failed
+    error: str | None = None
+    attempts: int = 0
+    created_at: datetime = _ts()
+    posted_at: datetime | None = _ts(nullable=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -545,3 +638,66 @@ class StoreTx:
         if incident_id is not None:
             query = query.where(AlertDeliveryRow.incident_id == incident_id)
         return list(self.session.exec(query.order_by(col(AlertDeliveryRow.id))))
+
+    # -- silences ------------------------------------------------------------
+    def add_silence(self, silence: SilenceRow) -> SilenceRow:
+        self.session.add(silence)
+        self.session.flush()
+        return silence
+
+    def silence(self, silence_id: int) -> SilenceRow | None:
+        return self.session.get(SilenceRow, silence_id)
+
+    def silences(self, *, now: datetime | None = None) -> list[SilenceRow]:
+        """Every silence, or with ``now`` those not yet over and not removed."""
+        query = select(SilenceRow)
+        if now is not None:
+            query = query.where(col(SilenceRow.ends_at) > now, col(SilenceRow.removed_at).is_(None))
+        return list(
+            self.session.exec(query.order_by(col(SilenceRow.starts_at), col(SilenceRow.id)))
+        )
+
+    # -- alerts and their groups ---------------------------------------------
+    def live_alerts(self) -> list[AlertRow]:
+        """Alerts that are pending or firing."""
+        query = select(AlertRow).where(col(AlertRow.state).in_(["pending", "firing"]))
+        return list(self.session.exec(query.order_by(col(AlertRow.id))))
+
+    def add_alert(self, alert: AlertRow) -> AlertRow:
+        self.session.add(alert)
+        self.session.flush()
+        return alert
+
+    def alerts(self, *, group_id: int | None = None, limit: int = 200) -> list[AlertRow]:
+        query = select(AlertRow)
+        if group_id is not None:
+            query = query.where(AlertRow.group_id == group_id)
+        query = query.order_by(col(AlertRow.id).desc()).limit(limit)
+        return list(self.session.exec(query))
+
+    def add_group(self, group: AlertGroupRow) -> AlertGroupRow:
+        self.session.add(group)
+        self.session.flush()
+        return group
+
+    def group(self, group_id: int) -> AlertGroupRow | None:
+        return self.session.get(AlertGroupRow, group_id)
+
+    def open_groups(self) -> list[AlertGroupRow]:
+        query = select(AlertGroupRow).where(AlertGroupRow.status == "open")
+        return list(self.session.exec(query.order_by(col(AlertGroupRow.id))))
+
+    # -- posts to X -----------------------------------------------------------
+    def add_x_post(self, post: XPostRow) -> XPostRow:
+        self.session.add(post)
+        self.session.flush()
+        return post
+
+    def x_post(self, post_id: int) -> XPostRow | None:
+        return self.session.get(XPostRow, post_id)
+
+    def x_posts(self, *, incident_id: int | None = None) -> list[XPostRow]:
+        query = select(XPostRow)
+        if incident_id is not None:
+            query = query.where(XPostRow.incident_id == incident_id)
+        return list(self.session.exec(query.order_by(col(XPostRow.id))))

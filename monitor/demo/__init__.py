@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
+from monitor.alerts import AlertReport
 from monitor.clock import SystemClock
 from monitor.config import Settings, parse_settings
 from monitor.demo.receiver import AlertReceiver
@@ -85,7 +86,13 @@ def demo_config(
         "storage": {"url": db_url},
         "probe": {"region": "demo", "jitter": "200ms"},
         "detection": {"failures_to_down": 2, "passes_to_recover": 2},
-        "alerts": {"notify": [alert_url], "backoff": "1s", "timeout": "5s"},
+        "alerts": {
+            "notify": [alert_url],
+            "backoff": "1s",
+            "timeout": "5s",
+            "evaluation_interval": "1s",
+            "group_wait": "3s",
+        },
         "components": components,
         "checks": checks,
         "events": [surge],
@@ -152,7 +159,7 @@ async def _drive(
             cfg,
             store,
             clients=clients,
-            listener=EngineListener(on_outcome=story.on_outcome),
+            listener=EngineListener(on_outcome=story.on_outcome, on_alerts=story.on_alerts),
         )
         watcher = asyncio.create_task(story.watch())
         await engine.run(duration=DEADLINE, stop=stop)
@@ -203,6 +210,12 @@ class _Story:
             if event.event == "resolved":
                 self.resolved = True
 
+    def on_alerts(self, report: AlertReport) -> None:
+        for alert in report.fired:
+            self._say(f"alert firing: {alert.rule_id} on {alert.subject}")
+        for _, kind in report.messages:
+            self._say(f"one grouped '{kind}' message queued for the engineers")
+
     async def watch(self) -> None:
         """Post the comms statement once an incident is open; stop when all is told."""
         while not self.stop.is_set():
@@ -210,7 +223,7 @@ class _Story:
             if self.incident_id is not None and not self.statement_posted:
                 await asyncio.to_thread(self._post_statement, self.incident_id)
             if self.resolved and await asyncio.to_thread(self.receiver.wait_for, 2, 0.0):
-                self._say("alert receiver got the opening and the recovery messages")
+                self._say("alert receiver got the firing and the recovery messages")
                 self.complete = True
                 await asyncio.sleep(0.5)  # let the final publish include the last state
                 self.stop.set()

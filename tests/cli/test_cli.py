@@ -486,6 +486,8 @@ def test_secrets_reach_no_output_store_or_page(
                 f"json://127.0.0.1:{flaky_alert_receiver.port}/hook/${{PANTAU_TEST_SECRET}}"
             ],
             "backoff": "500ms",
+            "group_wait": "200ms",
+            "evaluation_interval": "200ms",
         },
         detection={"failures_to_down": 1, "passes_to_recover": 1},
     )

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine_support import make_config
+from engine_support import Replay, make_config
 
 from monitor.alerts import AppriseNotifier, DeliveryError, backoff_delay, deliver_pending
 from monitor.clock import ManualClock
 from monitor.config import Settings, parse_settings
 from monitor.demo.receiver import AlertReceiver
 from monitor.fields import Secret
-from monitor.incidents import open_incident
-from monitor.statements import Statement
 from monitor.store import Store
 
 
@@ -21,18 +19,16 @@ def _settings(*targets: str, env: dict[str, str] | None = None) -> Settings:
 
 
 def _open(store: Store, settings: Settings, clock: ManualClock) -> int:
-    with store.tx() as tx:
-        incident = open_incident(
-            tx,
-            settings,
-            now=clock.now(),
-            components={"login": "major_outage"},
-            statement=Statement(id="Masuk gagal <b>", en="Login failing"),
-            title=Statement(id="Gangguan pada Masuk", en="Login disruption"),
-            automatic=True,
-        )
-    assert incident.id is not None
-    return incident.id
+    """Login fails until its alert fires and its group's first message is due; the group id."""
+    replay = Replay(store, settings, clock)
+    for _ in range(2):
+        replay.round(failing={"login-page", "login-api"})
+        clock.advance(1)
+    replay.evaluate()
+    clock.advance(settings.alerts.group_wait.total_seconds())
+    report = replay.evaluate()
+    assert report.messages, "the group's first message is due"
+    return report.messages[0][0]
 
 
 class RecordingNotifier:
@@ -49,7 +45,7 @@ class RecordingNotifier:
         self.sent.append(title)
 
 
-def test_an_opened_incident_is_delivered_once_to_a_real_receiver(
+def test_a_firing_alert_is_delivered_once_to_a_real_receiver_with_its_evidence(
     store: Store, clock: ManualClock, receiver: AlertReceiver
 ) -> None:
     settings = _settings(receiver.apprise_url)
@@ -61,9 +57,15 @@ def test_an_opened_incident_is_delivered_once_to_a_real_receiver(
     assert second.sent == []
     assert receiver.wait_for(1, timeout=5)
     (message,) = receiver.messages
-    assert message.title == "[Pantau] OPEN #1: Login disruption"
-    assert "Masuk gagal <b>" in message.body
-    assert "incidents/1.html" in message.body
+    assert message.title == "[Pantau] FIRING: Login (incident #1)"
+    body = message.body
+    assert "Incident #1 [investigating]" in body
+    assert "incidents/1.html" in body
+    assert "failing checks: login-api=2, login-page=2" in body
+    assert "error classes: http_status=4" in body
+    assert "regions failing: default (of 1 reporting)" in body
+    assert "latency p50 120 ms, p95 120 ms" in body
+    assert "first failure: " in body and "WIB" in body
 
 
 def test_a_second_store_process_cannot_send_a_claimed_delivery_again(

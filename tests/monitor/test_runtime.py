@@ -68,16 +68,19 @@ async def test_failing_then_recovering_target_opens_and_resolves_one_incident(
         outcome = await engine.probe_once("login-page")
         if outcome.incident:
             events.append(f"{clock.monotonic() - 1000:.0f}s {outcome.incident.event}")
+        report = await asyncio.to_thread(engine.evaluate_alerts)
+        events.extend(f"{clock.monotonic() - 1000:.0f}s {kind}" for _, kind in report.messages)
         await asyncio.to_thread(engine.deliver_pending)
         clock.advance(1)
-    # Fails from +10 s: down at the second failure (+11 s); passes from +30 s: up at +31 s.
-    assert events == ["11s opened", "31s resolved"]
+    # Fails from +10 s: down at the second failure (+11 s), alert after group_wait (10 s);
+    # passes from +30 s: up at +31 s, with its one recovery message.
+    assert events == ["11s opened", "21s firing", "31s resolved", "31s resolved"]
     assert receiver.wait_for(2, timeout=5)
     await asyncio.sleep(0.2)
     titles = [m.title for m in receiver.messages]
     assert titles == [
-        "[Pantau] OPEN #1: Login disruption",
-        "[Pantau] RESOLVED #1: Login disruption",
+        "[Pantau] FIRING: Login (incident #1)",
+        "[Pantau] RESOLVED: Login (incident #1)",
     ]
     assert all(m.payload.get("type") for m in receiver.messages)  # Apprise's json:// shape
     with store.read() as tx:
@@ -90,9 +93,9 @@ async def test_run_stops_cleanly_after_its_duration_and_publishes(
 ) -> None:
     site = SimulatedSite(wave_opens=0, recovers=3600).start()  # failing throughout
     try:
-        settings = parse_settings(
-            make_config(notify=[receiver.apprise_url], base_url=site.base_url)
-        )
+        config = make_config(notify=[receiver.apprise_url], base_url=site.base_url)
+        config["alerts"].update(group_wait="1s", evaluation_interval="0.5s")
+        settings = parse_settings(config)
         out = tmp_path / "site"
         async with make_client(settings) as client:
             engine = Engine(
@@ -123,9 +126,9 @@ async def test_run_stops_cleanly_after_its_duration_and_publishes(
 async def test_a_dead_alert_channel_never_stops_probing(store: Store, tmp_path: Path) -> None:
     site = SimulatedSite(wave_opens=0, recovers=3600).start()
     try:
-        settings = parse_settings(
-            make_config(notify=["json://127.0.0.1:9/dead"], base_url=site.base_url)
-        )
+        config = make_config(notify=["json://127.0.0.1:9/dead"], base_url=site.base_url)
+        config["alerts"].update(group_wait="0.5s", evaluation_interval="0.5s")
+        settings = parse_settings(config)
         async with make_client(settings) as client:
             engine = Engine(
                 settings,

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from checks.base import ErrorClass, ProbeResult
 from monitor.store import (
     AlertDeliveryRow,
+    AlertGroupRow,
     IncidentRow,
     IncidentUpdateRow,
     ProbeResultRow,
@@ -63,12 +64,12 @@ def add_pending_delivery(store: Store, *, next_attempt_at: datetime = T0, target
     with store.tx() as tx:
         row = tx.add_incident(incident(T0), {"auth": "major_outage"})
         assert row.id is not None
-        update = tx.add_update(IncidentUpdateRow(incident_id=row.id, at=T0, status="investigating"))
-        assert update.id is not None
+        group = tx.add_group(AlertGroupRow(incident_id=row.id, created_at=T0, send_after=T0))
+        assert group.id is not None
         delivery = tx.add_delivery(
             AlertDeliveryRow(
+                group_id=group.id,
                 incident_id=row.id,
-                update_id=update.id,
                 target_index=target,
                 target_label="json://127.0.0.1/hook",
                 title="Login down",
@@ -398,7 +399,7 @@ def test_a_database_error_is_a_store_error_and_rolls_back(store: Store) -> None:
     fields = existing.model_dump(exclude={"id"})
     with pytest.raises(StoreError), store.tx() as tx:
         tx.add_result(probe(T0))
-        tx.add_delivery(AlertDeliveryRow(**fields))  # same update and target: uq_delivery_target
+        tx.add_delivery(AlertDeliveryRow(**fields))  # same message and target: uq_delivery_target
     with store.read() as tx:
         assert tx.count_results() == 0
         assert len(tx.deliveries()) == 1
