@@ -25,6 +25,7 @@ from monitor.incidents import (
     INCIDENT_STATUSES,
     IncidentError,
     open_incident,
+    recent_error_rate,
     statement_variables,
     update_incident,
 )
@@ -42,6 +43,11 @@ incident_app = typer.Typer(
     help="The comms workflow: open, update and resolve incidents.", no_args_is_help=True
 )
 app.add_typer(incident_app, name="incident")
+silence_app = typer.Typer(
+    help="Hold back the alerts of a component for a while (deploys, known issues).",
+    no_args_is_help=True,
+)
+app.add_typer(silence_app, name="silence")
 
 # Printed text comes from people and servers (titles, statements, details): never read it
 # as rich markup or :emoji: codes, so JSON lines and tables show it exactly as stored.
@@ -70,6 +76,9 @@ def _setup_logging(verbose: int) -> None:
     # "skipped: maximum number of running instances" is expected when a target hangs.
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # OAuth signing logs the X API key and access token at debug level.
+    logging.getLogger("oauthlib").setLevel(logging.WARNING)
+    logging.getLogger("requests_oauthlib").setLevel(logging.WARNING)
 
 
 @app.callback()
@@ -82,6 +91,7 @@ def main_options(
     ] = 0,
 ) -> None:
     state.config_path = config
+    state.settings = None  # a new invocation reads its own config (tests run several in-process)
     _setup_logging(verbose)
 
 
@@ -254,7 +264,7 @@ def publish(
 # -- status -------------------------------------------------------------------
 @app.command()
 def status() -> None:
-    """For engineers: components, checks, open incidents and alert deliveries that failed."""
+    """For engineers: components, checks, open incidents, alerts, silences and failed deliveries."""
     cfg = settings()
     store = open_store(cfg)
     with store.read() as tx:
@@ -283,8 +293,38 @@ def status() -> None:
             )
         out.print(checks)
         _print_open_incidents(tx)
+        now = SystemClock().now()
+        _print_alerts(tx, cfg, now)
+        _print_silences(tx, cfg, now)
         _print_problem_deliveries(tx)
     store.close()
+
+
+def _print_alerts(tx: StoreTx, cfg: Settings, now: Any) -> None:
+    from monitor.alerts import suppressions
+
+    live = tx.live_alerts()
+    firing = [a for a in live if a.state == "firing"]
+    out.print(f"alerts: {len(firing)} firing, {len(live) - len(firing)} pending")
+    for alert in live:
+        since = alert.fired_at or alert.active_since
+        held = f" - held back by {alert.suppressed_by}" if alert.suppressed_by else ""
+        group = f" group {alert.group_id}" if alert.group_id else ""
+        out.print(
+            f"  {alert.state} {alert.rule_id} on {alert.subject} since "
+            f"{since.astimezone(cfg.site.zone).strftime('%H:%M:%S %Z')}{group}{held}"
+        )
+    maintenance = {c: why for c, why in suppressions(tx, cfg, now).items() if "maintenance" in why}
+    for component, why in sorted(maintenance.items()):
+        out.print(f"  {component}: alerts held back by {why}")
+
+
+def _print_silences(tx: StoreTx, cfg: Settings, now: Any) -> None:
+    silences = tx.silences(now=now)
+    out.print(f"silences: {len(silences)}")
+    for row in silences:
+        until = row.ends_at.astimezone(cfg.site.zone).strftime("%Y-%m-%d %H:%M %Z")
+        out.print(f"  #{row.id} {row.component_id} until {until} by {row.author}: {row.reason}")
 
 
 def _print_open_incidents(tx: StoreTx) -> None:
@@ -325,6 +365,43 @@ TemplateOpt = Annotated[
 AuthorOpt = Annotated[
     str | None, typer.Option("--author", help="Who speaks (default: your user name).")
 ]
+PostXOpt = Annotated[
+    bool,
+    typer.Option(
+        "--post-x",
+        help="Also post the statement to X ([incidents.x]), after the status page has it.",
+    ),
+]
+
+
+def _require_x(cfg: Settings, post_x: bool) -> None:
+    """Refuse --post-x before anything is written when X is not configured."""
+    if post_x and cfg.incidents.x is None:
+        err.print("--post-x needs [incidents.x] in the config (credentials from ${ENV})")
+        raise typer.Exit(2)
+    if post_x and not cfg.site.base_url:
+        err.print("--post-x needs [site] base_url: the post links to the incident page")
+        raise typer.Exit(2)
+
+
+def _post_to_x(cfg: Settings, store: Store, update_id: int) -> int:
+    """Post a committed timeline entry to X; the exit code (1 when the post failed)."""
+    from monitor.xpost import XPostError, post_update
+
+    try:
+        result = post_update(store, cfg, update_id, now=SystemClock().now())
+    except XPostError as exc:
+        err.print(f"not posted to X: {exc.message} (the status page has the update)")
+        return 1
+    if result.status != "posted":
+        err.print(
+            f"posting to X failed: {result.error}. The status page has the update; "
+            f"{len(result.post_ids)} of {len(result.parts)} post(s) made. "
+            f"Retry with: pantau incident post-x {result.post_id}"
+        )
+        return 1
+    out.print(f"posted to X: {result.url} ({len(result.post_ids)} post(s))")
+    return 0
 
 
 def _author(value: str | None) -> str:
@@ -353,6 +430,7 @@ def _statement(
     components: list[str],
     started_at: Any,
     now: Any,
+    error_rate: float | None = None,
 ) -> Statement:
     if template:
         library = StatementLibrary(
@@ -360,7 +438,9 @@ def _statement(
             if cfg.incidents.templates_dir
             else None
         )
-        variables = statement_variables(cfg, components, started_at=started_at, now=now)
+        variables = statement_variables(
+            cfg, components, started_at=started_at, now=now, error_rate=error_rate
+        )
         try:
             rendered = library.render(template, variables)
         except StatementError as exc:
@@ -399,6 +479,16 @@ def _incident_json(tx: StoreTx, incident: IncidentRow, *, with_updates: bool) ->
                 "message_en": u.message_en,
             }
             for u in tx.updates(incident.id)
+        ]
+        data["x_posts"] = [
+            {
+                "id": p.id,
+                "update_id": p.update_id,
+                "status": p.status,
+                "post_ids": json.loads(p.post_ids),
+                "error": p.error,
+            }
+            for p in tx.x_posts(incident_id=incident.id)
         ]
     return data
 
@@ -470,6 +560,12 @@ def incident_show(
         out.print(f"  {u['at']} {u['status']:<13} {u['author']}: {u['message']}", markup=False)
         if u["message_en"] and u["message_en"] != u["message"]:
             out.print(f"  {'':<{len(u['at'])}} {'':<13} (en) {u['message_en']}", markup=False)
+    for post in data["x_posts"]:
+        ids = ", ".join(post["post_ids"]) or "none yet"
+        why = f": {post['error']}" if post["error"] else ""
+        out.print(
+            f"  X post {post['id']} (update {post['update_id']}) {post['status']} [{ids}]{why}"
+        )
 
 
 @incident_app.command("open")
@@ -482,9 +578,11 @@ def incident_open(
     component: ComponentOpt = None,
     template: TemplateOpt = None,
     author: AuthorOpt = None,
+    post_x: PostXOpt = False,
 ) -> None:
     """Open an incident (prints its id)."""
     cfg = settings()
+    _require_x(cfg, post_x)
     now = SystemClock().now()
     components = _parse_components(component, default="major_outage")
     statement = _statement(
@@ -518,12 +616,16 @@ def incident_open(
                 author=_author(author),
             )
             incident_id = incident.id
+            assert incident_id is not None
+            update_id = tx.updates(incident_id)[0].id
+        out.print(f"opened incident #{incident_id}", markup=False)
+        code = _post_to_x(cfg, store, update_id or 0) if post_x else 0
     except IncidentError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(2) from None
     finally:
         store.close()
-    out.print(f"opened incident #{incident_id}", markup=False)
+    raise typer.Exit(code)
 
 
 def _change(
@@ -535,8 +637,10 @@ def _change(
     component: list[str] | None,
     template: str | None,
     author: str | None,
+    post_x: bool = False,
 ) -> None:
     cfg = settings()
+    _require_x(cfg, post_x)
     now = SystemClock().now()
     store = open_store(cfg)
     try:
@@ -555,6 +659,7 @@ def _change(
                 components=affected,
                 started_at=incident.started_at,
                 now=now,
+                error_rate=recent_error_rate(tx, affected, now=now),
             )
             update_incident(
                 tx,
@@ -567,12 +672,15 @@ def _change(
                 components=components,
             )
             new_status = incident.status
+            update_id = tx.updates(incident_id)[-1].id
+        out.print(f"incident #{incident_id} is now {new_status}", markup=False)
+        code = _post_to_x(cfg, store, update_id or 0) if post_x else 0
     except IncidentError as exc:
         err.print(str(exc), markup=False)
         raise typer.Exit(2) from None
     finally:
         store.close()
-    out.print(f"incident #{incident_id} is now {new_status}", markup=False)
+    raise typer.Exit(code)
 
 
 @incident_app.command("update")
@@ -584,6 +692,7 @@ def incident_update(
     component: ComponentOpt = None,
     template: TemplateOpt = None,
     author: AuthorOpt = None,
+    post_x: PostXOpt = False,
 ) -> None:
     """Post a statement to an incident's timeline (optionally changing its status)."""
     if status_ is not None and status_ not in INCIDENT_STATUSES:
@@ -597,6 +706,7 @@ def incident_update(
         component=component,
         template=template,
         author=author,
+        post_x=post_x,
     )
 
 
@@ -607,6 +717,7 @@ def incident_resolve(
     message_en: MessageEnOpt = None,
     template: TemplateOpt = None,
     author: AuthorOpt = None,
+    post_x: PostXOpt = False,
 ) -> None:
     """Resolve an incident (default statement: the ``resolved`` template)."""
     _change(
@@ -617,7 +728,33 @@ def incident_resolve(
         component=None,
         template=template or (None if message or message_en else "resolved"),
         author=author,
+        post_x=post_x,
     )
+
+
+@incident_app.command("post-x")
+def incident_post_x(
+    post_id: Annotated[int, typer.Argument(help="The X post to retry (from the failure message).")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Resume a post left pending by a killed process.")
+    ] = False,
+) -> None:
+    """Retry a statement whose posting to X failed, from the first part not yet posted."""
+    from monitor.xpost import XPostError, resume_post
+
+    cfg = settings()
+    store = open_store(cfg)
+    try:
+        result = resume_post(store, cfg, post_id, now=SystemClock().now(), force=force)
+    except XPostError as exc:
+        err.print(exc.message)
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    if result.status != "posted":
+        err.print(f"posting to X failed again: {result.error}")
+        raise typer.Exit(1)
+    out.print(f"posted to X: {result.url} ({len(result.post_ids)} post(s))")
 
 
 @incident_app.command("templates")
@@ -627,6 +764,116 @@ def incident_templates() -> None:
     extra = cfg.resolve_path(cfg.incidents.templates_dir) if cfg.incidents.templates_dir else None
     for name in StatementLibrary(extra_dir=extra).names():
         out.print(name, markup=False)
+
+
+# -- silences -------------------------------------------------------------------
+@silence_app.command("add")
+def silence_add(
+    component: Annotated[str, typer.Option("--component", help="Component to silence.")],
+    duration: Annotated[str, typer.Option("--for", help="How long: 30m, 2h ...")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (shown to every engineer).")],
+    author: AuthorOpt = None,
+) -> None:
+    """Hold back the alerts of a component for a while (the page still tells the truth)."""
+    from monitor.fields import parse_duration
+    from monitor.i18n import format_time
+    from monitor.silences import SilenceError
+    from monitor.silences import add_silence as add
+
+    cfg = settings()
+    try:
+        span = parse_duration(duration)
+    except ValueError as exc:
+        err.print(f"--for: {exc}")
+        raise typer.Exit(2) from None
+    store = open_store(cfg)
+    try:
+        with store.tx() as tx:
+            row = add(
+                tx,
+                cfg,
+                component_id=component,
+                duration=span,
+                reason=reason,
+                author=_author(author),
+                now=SystemClock().now(),
+            )
+    except SilenceError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    until = format_time(row.ends_at, cfg.site.zone, "en")
+    out.print(f"silence #{row.id}: alerts for {component} held back until {until}")
+
+
+@silence_app.command("list")
+def silence_list(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also silences that are over or removed.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Silences in force (and coming), or all of them."""
+    cfg = settings()
+    store = open_store(cfg)
+    now = SystemClock().now()
+    with store.read() as tx:
+        rows = tx.silences() if show_all else tx.silences(now=now)
+    store.close()
+    if as_json:
+        for row in rows:
+            out.print(json.dumps(_silence_json(row, now), ensure_ascii=False))
+        return
+    table = Table("id", "component", "state", "until", "author", "reason")
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            row.component_id,
+            _silence_json(row, now)["state"],
+            row.ends_at.astimezone(cfg.site.zone).strftime("%Y-%m-%d %H:%M %Z"),
+            row.author,
+            row.reason,
+        )
+    out.print(table)
+
+
+def _silence_json(row: Any, now: Any) -> dict[str, Any]:
+    if row.removed_at is not None:
+        state = "removed"
+    elif row.ends_at <= now:
+        state = "expired"
+    else:
+        state = "active" if row.starts_at <= now else "scheduled"
+    return {
+        "id": row.id,
+        "component": row.component_id,
+        "state": state,
+        "starts_at": row.starts_at.isoformat(),
+        "ends_at": row.ends_at.isoformat(),
+        "removed_at": row.removed_at.isoformat() if row.removed_at else None,
+        "author": row.author,
+        "reason": row.reason,
+    }
+
+
+@silence_app.command("remove")
+def silence_remove(silence_id: int) -> None:
+    """End a silence now."""
+    from monitor.silences import SilenceError, remove_silence
+
+    cfg = settings()
+    store = open_store(cfg)
+    try:
+        with store.tx() as tx:
+            row = remove_silence(tx, silence_id, now=SystemClock().now())
+            component = row.component_id
+    except SilenceError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    out.print(f"silence #{silence_id} removed: alerts for {component} are sent again")
 
 
 # -- demo and serve ---------------------------------------------------------------

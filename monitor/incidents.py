@@ -78,6 +78,18 @@ def statement_variables(
     }
 
 
+def recent_error_rate(
+    tx: StoreTx, component_ids: list[str], *, now: datetime, window: timedelta = EVIDENCE_WINDOW
+) -> float | None:
+    """The share of failing probe runs of ``component_ids`` over the last ``window``
+    (for the ``error_rate`` of statements); None without runs."""
+    runs = failures = 0
+    for component_id in component_ids:
+        evidence = component_evidence(tx, component_id, now=now, window=window)
+        runs, failures = runs + evidence.runs, failures + evidence.failures
+    return failures / runs if runs else None
+
+
 def _impact(statuses: dict[str, str]) -> str:
     worst = max((SEVERITY.get(s, 0) for s in statuses.values()), default=0)
     return {4: "major", 3: "minor", 2: "minor"}.get(worst, "none")

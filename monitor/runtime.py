@@ -35,6 +35,7 @@ from monitor.clock import Clock
 from monitor.config import EventSettings, Settings
 from monitor.detect import ComponentChange, record_result
 from monitor.incidents import IncidentAutomation, IncidentEvent
+from monitor.metrics import Metrics, MetricsServer
 from monitor.rules import evaluate as evaluate_rules
 from monitor.statements import StatementLibrary
 from monitor.store import Store, StoreError
@@ -183,6 +184,7 @@ class Engine:
         listener: EngineListener | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         fresh_client: httpx.AsyncClient | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -203,6 +205,8 @@ class Engine:
         )
         self.counters = _Counters()
         self.publish_requested = asyncio.Event()
+        #: Prometheus metrics, served by :meth:`run` when ``[metrics] listen`` is set.
+        self.metrics = metrics
 
     def _templates_dir(self) -> Path | None:
         folder = self.settings.incidents.templates_dir
@@ -246,6 +250,8 @@ class Engine:
             self._writer = asyncio.create_task(self._write_queued())
         outcome = await future
         self.counters.probes += 1
+        if self.metrics is not None:
+            self.metrics.observe_result(result)
         if outcome.change is not None:
             self.publish_requested.set()
         if outcome.incident is not None:
@@ -289,6 +295,8 @@ class Engine:
         with self.store.tx() as tx:
             conditions = evaluate_rules(tx, self.settings, now=now)
             report = evaluate_alerts(tx, self.settings, conditions, now=now)
+            if self.metrics is not None:
+                self.metrics.refresh(tx)
         if self.listener.on_alerts and (report.fired or report.resolved or report.messages):
             self.listener.on_alerts(report)
         return report
@@ -296,6 +304,8 @@ class Engine:
     def deliver_pending(self) -> DeliveryReport:
         """Send due alerts (blocking; the runtime calls it in a worker thread)."""
         report = deliver_pending(self.store, self.settings, self.notifier, now=self.clock.now())
+        if self.metrics is not None:
+            self.metrics.observe_deliveries(report)
         if self.listener.on_delivery and (report.sent or report.failed or report.retrying):
             self.listener.on_delivery(report)
         return report
@@ -363,6 +373,7 @@ def service_engine(
         notifier=AppriseNotifier(timeout=settings.alerts.timeout.total_seconds()),
         publisher=lambda s, c, now: publish_site(s, c, now=now),
         listener=listener,
+        metrics=Metrics(settings) if settings.metrics.listen else None,
     )
 
 
@@ -382,6 +393,7 @@ class _Runner:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
+        server = self._serve_metrics()
         self._schedule()
         self.scheduler.start()
         publisher = asyncio.create_task(self._publish_loop())
@@ -400,9 +412,24 @@ class _Runner:
             if not publisher.done():
                 publisher.cancel()
             await self._final_steps()
+            if server is not None:
+                server.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
+
+    def _serve_metrics(self) -> MetricsServer | None:
+        settings, metrics = self.engine.settings, self.engine.metrics
+        if metrics is None or settings.metrics.listen is None:
+            return None
+        host, port = settings.metrics.address
+        try:
+            server = metrics.serve(host, port)
+        except OSError as exc:  # probing matters more than its metrics: go on without them
+            log.error("cannot serve metrics on %s: %s", settings.metrics.listen, exc.strerror)
+            return None
+        log.info("metrics on http://%s:%s/metrics", host, server.port)
+        return server
 
     def _schedule(self) -> None:
         settings = self.engine.settings

@@ -161,16 +161,21 @@ class ConfigWriter:
         components: Sequence[dict[str, object]] = COMPONENTS,
         alerts: dict[str, object] | None = None,
         detection: dict[str, object] | None = None,
+        site: dict[str, object] | None = None,
+        tables: Sequence[tuple[str, dict[str, object]]] = (),
     ) -> Path:
-        """Write the config file and return its path. Checks are ``kind = "http"``."""
+        """Write the config file and return its path. Checks are ``kind = "http"``;
+        ``tables`` adds ``(header, values)`` pairs such as ``("[metrics]", {...})``."""
+        site_values = {"output_dir": str(self.site), "publish_interval": "1s", **(site or {})}
         parts = [
-            toml_table("[site]", {"output_dir": str(self.site), "publish_interval": "1s"}),
+            toml_table("[site]", site_values),
             toml_table("[storage]", {"url": f"sqlite:///{self.db}"}),
             toml_table("[probe]", {"jitter": "100ms"}),
             toml_table("[detection]", detection or {"failures_to_down": 2, "passes_to_recover": 2}),
             toml_table("[alerts]", alerts or {"notify": []}),
             *(toml_table("[[components]]", c) for c in components),
             *(toml_table("[[checks]]", {"kind": "http", **c}) for c in checks),
+            *(toml_table(header, values) for header, values in tables),
         ]
         path = self.root / name
         path.write_text("\n".join(parts), encoding="utf-8")

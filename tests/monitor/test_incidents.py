@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from engine_support import ResultFactory
@@ -10,7 +11,13 @@ from engine_support import ResultFactory
 from monitor.clock import ManualClock
 from monitor.config import Settings
 from monitor.detect import record_result
-from monitor.incidents import IncidentAutomation, IncidentError, open_incident, update_incident
+from monitor.incidents import (
+    IncidentAutomation,
+    IncidentError,
+    open_incident,
+    statement_variables,
+    update_incident,
+)
 from monitor.statements import Statement, StatementLibrary
 from monitor.store import Store
 
@@ -192,18 +199,35 @@ def test_bad_updates_are_refused(
         )
 
 
-def test_statement_templates_render_in_both_languages() -> None:
+def test_statement_templates_render_in_both_languages(settings: Settings) -> None:
     library = StatementLibrary()
-    assert {"investigating", "identified", "monitoring", "resolved", "traffic-surge"} <= set(
-        library.names()
-    )
-    statement = library.render(
+    shipped = {
+        "investigating",
+        "identified",
+        "monitoring",
+        "resolved",
         "traffic-surge",
-        {
-            "id": {"components": "Masuk", "started_at": "17 Sep 2026, 14.05 WIB"},
-            "en": {"components": "Login", "started_at": "17 Sep 2026, 14:05 WIB"},
-        },
-    )
-    assert "Masuk" in statement.id
-    assert "14.05 WIB" in statement.id
-    assert "Login" in statement.en
+        "wave-opening",
+        "maintenance",
+    }
+    assert shipped <= set(library.names())
+    started = datetime(2026, 9, 17, 7, 5, tzinfo=UTC)
+    for rate in (None, 0.45):
+        variables = statement_variables(
+            settings,
+            ["login", "signup"],
+            started_at=started,
+            now=started + timedelta(minutes=65),
+            error_rate=rate,
+        )
+        for name in shipped:
+            statement = library.render(name, variables)
+            assert "{{" not in statement.id + statement.en
+            assert "Masuk dan Pendaftaran" in statement.id or name == "title"
+            assert "Login and Signup" in statement.en
+    surge = library.render("traffic-surge", variables)
+    assert "sejak 17 Sep 2026, 14.05 WIB" in surge.id
+    assert "Sekitar 45% percobaan akses saat ini gagal." in surge.id
+    assert "About 45% of attempts are currently failing." in surge.en
+    resolved = library.render("resolved", variables)
+    assert "gangguan berlangsung 1 jam 5 menit" in resolved.id
