@@ -95,11 +95,10 @@ def suppressions(tx: StoreTx, settings: Settings, now: datetime) -> dict[str, st
     for silence in tx.silences(now=now):
         if silence.active(now):
             held.setdefault(silence.component_id, f"silence #{silence.id}: {silence.reason}")
-    for event in settings.events:
-        if event.kind == "maintenance" and event.active(now):
-            for component in settings.components:
-                if event.covers(component.id):
-                    held.setdefault(component.id, f"maintenance {event.id}")
+    for component in settings.components:
+        event = settings.maintenance_of(component.id, now)
+        if event is not None:
+            held.setdefault(component.id, f"maintenance {event.id}")
     return held
 
 

@@ -757,6 +757,40 @@ def incident_post_x(
     out.print(f"posted to X: {result.url} ({len(result.post_ids)} post(s))")
 
 
+@incident_app.command("report")
+def incident_report(
+    incident_id: int,
+    fmt: Annotated[str, typer.Option("--format", help="md or html.")] = "md",
+    lang: Annotated[str, typer.Option("--lang", help="id or en.")] = "id",
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+) -> None:
+    """The incident report for comms and the press: timeline in WIB, impact per component,
+    peak error rate, statements posted, alerts."""
+    from monitor.report import build_report, render_html, render_markdown
+
+    if fmt not in ("md", "html") or lang not in ("id", "en"):
+        err.print("--format is md or html; --lang is id or en")
+        raise typer.Exit(2)
+    cfg = settings()
+    store = open_store(cfg)
+    try:
+        with store.read() as tx:
+            report = build_report(tx, cfg, incident_id, now=SystemClock().now())
+    except KeyError:
+        err.print(f"no incident {incident_id}")
+        raise typer.Exit(2) from None
+    finally:
+        store.close()
+    text = render_html(report, lang=lang) if fmt == "html" else render_markdown(report, lang=lang)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    out.print(f"wrote {output}")
+
+
 @incident_app.command("templates")
 def incident_templates() -> None:
     """List statement templates, one a line."""

@@ -367,6 +367,13 @@ class Settings(_Frozen):
             return self.alerts.rules
         return (AlertRule(id="check-failing", kind="consecutive"),)
 
+    def maintenance_of(self, component_id: str, now: datetime) -> EventSettings | None:
+        """The planned maintenance covering ``component_id`` at ``now``, if any."""
+        for event in self.events:
+            if event.kind == "maintenance" and event.active(now) and event.covers(component_id):
+                return event
+        return None
+
     def checks_of(self, component_id: str) -> list[CheckSettings]:
         return [check for check in self.checks if check.component == component_id]
 

@@ -224,7 +224,10 @@ class IncidentAutomation:
     def handle(
         self, tx: StoreTx, change: ComponentChange, *, now: datetime
     ) -> IncidentEvent | None:
-        """Apply one component change to the incidents, in ``tx``."""
+        """Apply one component change to the incidents, in ``tx``. A component in planned
+        maintenance opens no incident: the page says it is under maintenance."""
+        if self.settings.maintenance_of(change.component_id, now) is not None:
+            return None
         if change.is_failure:
             return self._on_failure(tx, change, now=now)
         if change.is_recovery:

@@ -33,7 +33,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -44,7 +44,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from monitor.clock import utc
 from monitor.config import Settings
-from monitor.detect import SEVERITY
+from monitor.detect import MAINTENANCE, SEVERITY
 from monitor.fields import LocalizedText
 from monitor.i18n import format_time
 from monitor.resources import templates_dir
@@ -142,6 +142,11 @@ _UI: dict[str, dict[str, str]] = {
         "other_languages": "Bahasa lain",
         "incident": "Insiden",
         "api": "API status (JSON)",
+        "planned": "Agenda terjadwal",
+        "planned_surge": "Perkiraan lonjakan pengunjung",
+        "planned_maintenance": "Pemeliharaan terjadwal",
+        "in_progress": "sedang berlangsung",
+        "until": "sampai",
     },
     "en": {
         "language_name": "English",
@@ -162,6 +167,11 @@ _UI: dict[str, dict[str, str]] = {
         "other_languages": "Other languages",
         "incident": "Incident",
         "api": "Status API (JSON)",
+        "planned": "Planned events",
+        "planned_surge": "Expected traffic surge",
+        "planned_maintenance": "Scheduled maintenance",
+        "in_progress": "in progress",
+        "until": "until",
     },
 }
 
@@ -254,6 +264,49 @@ class IncidentView:
 
 
 @dataclass(frozen=True)
+class EventView:
+    """A planned event from ``[[events]]``: a wave opening (surge) or a maintenance."""
+
+    id: str
+    kind: str
+    name: Words
+    message: Words | None
+    start: datetime
+    end: datetime
+    components: tuple[AffectedComponent, ...]
+    active: bool
+
+
+#: Planned events are shown this long before they start.
+PLANNED_AHEAD = timedelta(days=30)
+
+
+def planned_events(
+    settings: Settings, names: Mapping[str, Words], *, now: datetime
+) -> tuple[EventView, ...]:
+    """Events going on now or starting within :data:`PLANNED_AHEAD`, soonest first."""
+    views = []
+    for event in sorted(settings.events, key=lambda e: (e.start, e.id)):
+        if event.end <= now or event.start > now + PLANNED_AHEAD:
+            continue
+        covered = [c.id for c in settings.components if event.covers(c.id)]
+        status = MAINTENANCE if event.kind == "maintenance" else "degraded_performance"
+        views.append(
+            EventView(
+                id=event.id,
+                kind=event.kind,
+                name=Words.of(event.name),
+                message=Words.of(event.message) if event.message else None,
+                start=event.start,
+                end=event.end,
+                components=tuple(AffectedComponent(cid, names[cid], status) for cid in covered),
+                active=event.active(now),
+            )
+        )
+    return tuple(views)
+
+
+@dataclass(frozen=True)
 class OverallStatus:
     """The page's banner: a Statuspage indicator and its description per language."""
 
@@ -277,6 +330,8 @@ class SiteSnapshot:
     recent: tuple[IncidentView, ...]
     #: Unresolved and recent incidents together, newest first: the ones with a page.
     incidents: tuple[IncidentView, ...]
+    #: Planned events going on or coming up, soonest first.
+    events: tuple[EventView, ...] = ()
 
 
 def load_snapshot(store: Store, settings: Settings, *, now: datetime) -> SiteSnapshot:
@@ -291,7 +346,11 @@ def load_snapshot(store: Store, settings: Settings, *, now: datetime) -> SiteSna
     with store.read() as tx:
         unresolved_rows = tx.incidents(unresolved=True)
         declared = _declared_statuses(tx, unresolved_rows)
-        components = _component_views(settings, names, tx.component_states(), declared)
+        events = planned_events(settings, names, now=now)
+        maintenance = {
+            c.id for e in events if e.kind == "maintenance" and e.active for c in e.components
+        }
+        components = _component_views(settings, names, tx.component_states(), declared, maintenance)
         recent_rows = tx.incidents(since=now - timedelta(days=RECENT_DAYS))
         rows = {row.id: row for row in [*unresolved_rows, *recent_rows]}
         views = {key: _incident_view(tx, row, names) for key, row in rows.items()}
@@ -306,6 +365,7 @@ def load_snapshot(store: Store, settings: Settings, *, now: datetime) -> SiteSna
         unresolved=unresolved,
         recent=tuple(views[key] for key in recent_ids),
         incidents=tuple(sorted(views.values(), key=lambda i: (i.started_at, i.id), reverse=True)),
+        events=events,
     )
 
 
@@ -328,13 +388,17 @@ def _component_views(
     names: Mapping[str, Words],
     states: Mapping[str, ComponentStateRow],
     declared: Mapping[str, str],
+    maintenance: Collection[str] = (),
 ) -> tuple[ComponentView, ...]:
     """Components in config order. A component shows the worse of what the probes see and
-    what an unresolved incident declares for it, as on Statuspage."""
+    what an unresolved incident declares for it, as on Statuspage; during a planned
+    maintenance it is ``under_maintenance`` whatever the probes see."""
     views = []
     for position, component in enumerate(settings.components, start=1):
         state = states.get(component.id)
         probed = state.status if state else "operational"
+        if component.id in maintenance:
+            probed = MAINTENANCE
         description = component.description
         views.append(
             ComponentView(
@@ -525,13 +589,18 @@ def _api_documents(snapshot: SiteSnapshot, settings: Settings) -> dict[str, dict
         "description": api.text(snapshot.overall.description),
     }
     unresolved = [api.incident(i) for i in snapshot.unresolved]
+    maintenances = [api.maintenance(e) for e in snapshot.events if e.kind == "maintenance"]
     return {
         "api/v2/summary.json": {
             "page": page,
             "components": components,
             "incidents": unresolved,
-            "scheduled_maintenances": [],
+            "scheduled_maintenances": maintenances,
             "status": status,
+        },
+        "api/v2/scheduled-maintenances.json": {
+            "page": page,
+            "scheduled_maintenances": maintenances,
         },
         "api/v2/status.json": {"page": page, "status": status},
         "api/v2/components.json": {"page": page, "components": components},
@@ -621,6 +690,40 @@ class _StatuspageApi:
             "deliver_notifications": True,
             "custom_tweet": None,
             "tweet_id": None,
+        }
+
+    def maintenance(self, event: EventView) -> dict[str, Any]:
+        """A planned maintenance as a Statuspage scheduled maintenance."""
+        return {
+            "id": event.id,
+            "name": self.text(event.name),
+            "status": "in_progress" if event.active else "scheduled",
+            "created_at": self.iso(event.start),
+            "updated_at": self.iso(self.snapshot.generated_at),
+            "monitoring_at": None,
+            "resolved_at": None,
+            "impact": "maintenance",
+            "shortlink": self.base_url or None,
+            "started_at": self.iso(event.start),
+            "scheduled_for": self.iso(event.start),
+            "scheduled_until": self.iso(event.end),
+            "page_id": self.page_id,
+            "incident_updates": [
+                {
+                    "id": f"{event.id}-plan",
+                    "status": "scheduled",
+                    "body": self.text(event.message or event.name),
+                    "incident_id": event.id,
+                    "created_at": self.iso(event.start),
+                    "updated_at": self.iso(event.start),
+                    "display_at": self.iso(event.start),
+                    "affected_components": None,
+                    "deliver_notifications": False,
+                    "custom_tweet": None,
+                    "tweet_id": None,
+                }
+            ],
+            "components": [self.affected(a) for a in event.components],
         }
 
     def affected(self, affected: AffectedComponent) -> dict[str, Any]:

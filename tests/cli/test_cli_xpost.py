@@ -175,3 +175,40 @@ def test_post_x_without_x_configured_is_refused_before_anything_is_written(
     assert refused.exit_code == 2
     assert "[incidents.x]" in refused.stderr
     assert len(_show(cli, path)["updates"]) == 1  # type: ignore[arg-type]
+
+
+def test_incident_report_in_markdown_and_html(
+    cli: CliRunner, config: ConfigWriter, tmp_path: Path
+) -> None:
+    path = config.write(site={"base_url": BASE}, tables=[X_TABLE])
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, TWEETS, json=_created("1850000000000000009"), status=201)
+        opened = cli.invoke(
+            app,
+            [
+                "-c", str(path), "incident", "open", "--component", "login",
+                "--message", "Masuk gagal | <b>sebagian</b> pengguna.", "--post-x",
+            ],
+        )  # fmt: skip
+    assert opened.exit_code == 0, opened.output
+    resolved = cli.invoke(app, ["-c", str(path), "incident", "resolve", "1"])
+    assert resolved.exit_code == 0, resolved.output
+    md = cli.invoke(app, ["-c", str(path), "incident", "report", "1"])
+    assert md.exit_code == 0, md.output
+    assert "https://x.com/i/web/status/1850000000000000009" in md.stdout
+    assert "WIB" in md.stdout
+    assert "<b>" not in md.stdout and "\\|" in md.stdout
+    english = cli.invoke(app, ["-c", str(path), "incident", "report", "1", "--lang", "en"])
+    assert "Social signal not configured" in english.stdout
+    page = tmp_path / "report.html"
+    html = cli.invoke(
+        app, ["-c", str(path), "incident", "report", "1", "--format", "html", "--out", str(page)]
+    )
+    assert html.exit_code == 0, html.output
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>") or text.lower().startswith("<!doctype html>")
+    assert "&lt;b&gt;sebagian&lt;/b&gt;" in text
+    missing = cli.invoke(app, ["-c", str(path), "incident", "report", "9"])
+    assert missing.exit_code == 2 and "no incident 9" in missing.stderr
+    bad = cli.invoke(app, ["-c", str(path), "incident", "report", "1", "--format", "pdf"])
+    assert bad.exit_code == 2

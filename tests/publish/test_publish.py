@@ -50,6 +50,7 @@ CONTRACT_FILES = {
     "api/v2/components.json",
     "api/v2/incidents.json",
     "api/v2/incidents/unresolved.json",
+    "api/v2/scheduled-maintenances.json",
 }
 PAGE_KEYS = {"id", "name", "url", "time_zone", "updated_at"}
 COMPONENT_KEYS = {
@@ -707,3 +708,62 @@ def test_an_unresolved_incident_declares_its_components_status(
     statuses = {c["id"]: c["status"] for c in load(site, "api/v2/components.json")["components"]}
     assert statuses["otp"] == "partial_outage"
     assert statuses["home"] == "operational"
+
+
+# -- planned events ---------------------------------------------------------------------------
+
+
+def test_planned_events_show_on_the_page_and_maintenance_in_the_api(
+    store: Store, tmp_path: Path, now: datetime
+) -> None:
+    from monitor.config import parse_settings
+    from monitor.publish import publish_site
+
+    events = [
+        {
+            "id": "db-upgrade",
+            "kind": "maintenance",
+            "name": {"id": "Peningkatan basis data", "en": "Database upgrade"},
+            "message": {"id": "Masuk tidak tersedia <sebentar>.", "en": "Login briefly off."},
+            "start": (now - timedelta(minutes=10)).isoformat(),
+            "end": (now + timedelta(minutes=50)).isoformat(),
+            "components": ["login"],
+        },
+        {
+            "id": "wave-10",
+            "kind": "surge",
+            "name": {"id": "Pembukaan gelombang 10", "en": "Wave 10 opens"},
+            "message": {"id": "Harap bersabar jika ada antrean.", "en": "Expect queues."},
+            "start": (now + timedelta(days=3)).isoformat(),
+            "end": (now + timedelta(days=3, hours=6)).isoformat(),
+        },
+        {
+            "id": "long-ago",
+            "kind": "maintenance",
+            "name": "Sudah lewat",
+            "start": (now - timedelta(days=3)).isoformat(),
+            "end": (now - timedelta(days=2)).isoformat(),
+        },
+    ]
+    from conftest import SITE_CONFIG
+
+    settings = parse_settings({**SITE_CONFIG, "events": events}, base_dir=tmp_path)
+    out = publish_site(store, settings, now=now, out_dir=tmp_path / "site")
+    index = (out / "index.html").read_text()
+    english = (out / "en/index.html").read_text()
+    assert "Agenda terjadwal" in index and "Planned events" in english
+    assert "Peningkatan basis data" in index and "sedang berlangsung" in index
+    assert "Masuk tidak tersedia &lt;sebentar&gt;." in index
+    assert "Pembukaan gelombang 10" in index and "Expect queues." in english
+    assert "Sudah lewat" not in index
+    summary = json.loads((out / "api/v2/summary.json").read_text())
+    statuses = {c["id"]: c["status"] for c in summary["components"]}
+    assert statuses["login"] == "under_maintenance"
+    assert statuses["home"] == "operational"
+    (maintenance,) = summary["scheduled_maintenances"]
+    assert maintenance["id"] == "db-upgrade" and maintenance["status"] == "in_progress"
+    assert maintenance["impact"] == "maintenance"
+    assert [c["id"] for c in maintenance["components"]] == ["login"]
+    listed = json.loads((out / "api/v2/scheduled-maintenances.json").read_text())
+    assert listed["scheduled_maintenances"] == summary["scheduled_maintenances"]
+    assert summary["status"]["indicator"] == "none"
