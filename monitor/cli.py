@@ -149,6 +149,13 @@ def validate() -> None:
         markup=False,
     )
     out.print(f"  alerts: {len(cfg.alerts.notify)} target(s)", markup=False)
+    for rule in cfg.alert_rules():
+        scope = rule.check or rule.component or "every component"
+        out.print(f"    rule {rule.id}: {rule.kind} on {scope}", markup=False)
+    if cfg.metrics.listen:
+        out.print(f"  metrics: http://{cfg.metrics.listen}/metrics", markup=False)
+    if cfg.events:
+        out.print(f"  events: {', '.join(f'{e.id} ({e.kind})' for e in cfg.events)}")
 
 
 # -- check --------------------------------------------------------------------
