@@ -149,9 +149,9 @@ def validate() -> None:
         markup=False,
     )
     out.print(f"  alerts: {len(cfg.alerts.notify)} target(s)", markup=False)
-    for rule in cfg.alert_rules():
-        scope = rule.check or rule.component or "every component"
-        out.print(f"    rule {rule.id}: {rule.kind} on {scope}", markup=False)
+    for alert_rule in cfg.alert_rules():
+        scope = alert_rule.check or alert_rule.component or "every component"
+        out.print(f"    rule {alert_rule.id}: {alert_rule.kind} on {scope}", markup=False)
     if cfg.metrics.listen:
         out.print(f"  metrics: http://{cfg.metrics.listen}/metrics", markup=False)
     if cfg.events:
