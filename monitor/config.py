@@ -32,6 +32,7 @@ from monitor.fields import (
     DurationOrZero,
     LocalizedText,
     SecretText,
+    StrList,
     Text,
     parse_duration,
     parse_ratio,
@@ -229,6 +230,57 @@ class ProbeSettings(_Frozen):
     jitter: Duration = timedelta(seconds=1)
 
 
+class SocialSettings(_Frozen):
+    """``[social]``: listening to the public (complaint volume against normal).
+
+    ``sources``: ``x`` (volume from X's recent-counts API, samples from its recent search,
+    with ``bearer_token``) and ``file`` (JSONL or CSV posts exported by a social-listening
+    tool, read from ``file`` as it grows). Counts are kept per minute from the first day,
+    since X reaches back only seven days and the baseline needs weeks.
+    """
+
+    sources: tuple[Literal["x", "file"], ...] = ()
+    #: Words that name the service; the X query is built from them and the outage words.
+    keywords: StrList = ("prakerja",)
+    #: The X query, replacing the one built from ``keywords``.
+    query: str | None = None
+    #: Languages of the posts looked at (X's ``lang:`` operator).
+    languages: tuple[Language, ...] = ("id", "en")
+    #: X API v2 app-only bearer token (``${X_BEARER_TOKEN}``).
+    bearer_token: SecretText | None = None
+    #: A growing JSONL or CSV file of posts, relative to the config (the ``file`` source).
+    file: Path | None = None
+    #: How often sources are polled.
+    poll_interval: Duration = timedelta(minutes=1)
+    #: Posts fetched per poll as samples (X's search: 10 to 100).
+    sample_size: int = Field(default=20, ge=10, le=100)
+    #: Spike detection works on counts per bucket of this length.
+    bucket: Duration = timedelta(minutes=5)
+    #: Show complaint volume against normal (aggregates only) on public incident pages.
+    public_volume: bool = False
+
+    @model_validator(mode="after")
+    def _sources_configured(self) -> SocialSettings:
+        if "x" in self.sources and self.bearer_token is None:
+            raise ValueError("the x source needs bearer_token (for example '${X_BEARER_TOKEN}')")
+        if "file" in self.sources and self.file is None:
+            raise ValueError("the file source needs 'file' (a JSONL or CSV of posts)")
+        return self
+
+    def x_query(self) -> str:
+        """The X search query: ``query``, or one built from ``keywords`` and outage words."""
+        if self.query:
+            return self.query
+        names = " OR ".join(self.keywords)
+        names = f"({names})" if len(self.keywords) > 1 else names
+        langs = " OR ".join(f"lang:{lang}" for lang in self.languages)
+        langs = f" ({langs})" if len(self.languages) > 1 else f" {langs}"
+        return (
+            f'{names} (error OR eror OR gagal OR "tidak bisa" OR "gak bisa" OR "ga bisa" OR '
+            f"gabisa OR down OR lemot OR otp) -is:retweet{langs}"
+        )
+
+
 class XPostSettings(_Frozen):
     """``[incidents.x]``: the programme's X account (OAuth 1.0a user context, all from ``${ENV}``)."""
 
@@ -319,6 +371,7 @@ class Settings(_Frozen):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     incidents: IncidentSettings = Field(default_factory=IncidentSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    social: SocialSettings = Field(default_factory=SocialSettings)
     components: tuple[ComponentSettings, ...] = ()
     checks: tuple[CheckConfig, ...] = ()
     events: tuple[EventSettings, ...] = ()

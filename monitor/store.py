@@ -321,6 +321,74 @@ class XPostRow(SQLModel, table=True):
     posted_at: datetime | None = _ts(nullable=True)
 
 
+class ComplaintPostRow(SQLModel, table=True):
+    """A public post from a social source, classified. Text and author stay internal:
+    they never reach the public site (which shows aggregates only)."""
+
+    __tablename__ = "complaint_post"
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=32)
+    #: ``source:id`` when the source gives ids, else a hash of the text and its time.
+    dedupe_key: str = Field(max_length=200, unique=True)
+    external_id: str | None = Field(default=None, max_length=128)
+    text: str
+    created_at: datetime = _ts(index=True)
+    lang: str | None = Field(default=None, max_length=16)
+    url: str | None = Field(default=None, max_length=500)
+    author: str | None = Field(default=None, max_length=128)
+    complaint: bool = False
+    #: The classifier's topics, comma-separated in TOPICS order ("" for none).
+    topics: str = ""
+    imported_at: datetime = _ts()
+
+
+class ComplaintCountRow(SQLModel, table=True):
+    """How many complaints a source saw in one minute (X's counts, or classified posts)."""
+
+    __tablename__ = "complaint_count"
+
+    source: str = Field(primary_key=True, max_length=32)
+    minute: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    count: int = 0
+
+
+class SocialSourceRow(SQLModel, table=True):
+    """The health of one social source, for ``pantau status`` and backoff."""
+
+    __tablename__ = "social_source"
+
+    source: str = Field(primary_key=True, max_length=32)
+    status: str = Field(default="unknown", max_length=16)  # ok | unavailable | rate_limited
+    last_success_at: datetime | None = _ts(nullable=True)
+    last_error: str | None = None
+    #: Do not call the source before this (a rate limit's reset, or backoff).
+    retry_after: datetime | None = _ts(nullable=True)
+    failures: int = 0
+    #: Where a source resumes: the newest minute counted, or a file's byte offset.
+    cursor: str | None = None
+    updated_at: datetime | None = _ts(nullable=True)
+
+
+class ComplaintSpikeRow(SQLModel, table=True):
+    """A complaint-volume spike (its onset), and what Pantau made of it."""
+
+    __tablename__ = "complaint_spike"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts(index=True)
+    value: float
+    expected: float
+    score: float
+    #: The bucket's length in seconds (counts are per bucket).
+    bucket_seconds: int = 300
+    #: Topics of the complaint posts in the bucket, most frequent first, comma-separated.
+    topics: str = ""
+    #: confirmed (an incident was open) or blind_spot (every probe green).
+    label: str = Field(default="", max_length=16)
+    incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -701,3 +769,89 @@ class StoreTx:
         if incident_id is not None:
             query = query.where(XPostRow.incident_id == incident_id)
         return list(self.session.exec(query.order_by(col(XPostRow.id))))
+
+    # -- the public signal -----------------------------------------------------------
+    def add_post(self, post: ComplaintPostRow) -> bool:
+        """Add a post unless one with its ``dedupe_key`` exists; True when added."""
+        exists = self.session.exec(
+            select(ComplaintPostRow.id).where(ComplaintPostRow.dedupe_key == post.dedupe_key)
+        ).first()
+        if exists is not None:
+            return False
+        self.session.add(post)
+        return True
+
+    def posts(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        complaints_only: bool = False,
+        limit: int | None = None,
+    ) -> list[ComplaintPostRow]:
+        """Posts, newest first."""
+        query = select(ComplaintPostRow)
+        if since is not None:
+            query = query.where(col(ComplaintPostRow.created_at) >= since)
+        if until is not None:
+            query = query.where(col(ComplaintPostRow.created_at) < until)
+        if complaints_only:
+            query = query.where(col(ComplaintPostRow.complaint).is_(True))
+        query = query.order_by(col(ComplaintPostRow.created_at).desc(), col(ComplaintPostRow.id))
+        if limit is not None:
+            query = query.limit(limit)
+        return list(self.session.exec(query))
+
+    def add_counts(self, source: str, counts: dict[datetime, int], *, replace: bool) -> None:
+        """Store per-minute counts of ``source``; ``replace`` overwrites a minute (X's counts
+        are final), otherwise counts are added (posts counted as they arrive)."""
+        for minute, count in counts.items():
+            row = self.session.get(ComplaintCountRow, (source, minute))
+            if row is None:
+                self.session.add(ComplaintCountRow(source=source, minute=minute, count=count))
+            else:
+                row.count = count if replace else row.count + count
+        self.session.flush()
+
+    def counts(
+        self, *, since: datetime, until: datetime, source: str | None = None
+    ) -> dict[datetime, int]:
+        """Complaints per minute in ``[since, until)``, summed over sources (or one)."""
+        query = select(ComplaintCountRow.minute, func.sum(ComplaintCountRow.count)).where(
+            col(ComplaintCountRow.minute) >= since, col(ComplaintCountRow.minute) < until
+        )
+        if source is not None:
+            query = query.where(ComplaintCountRow.source == source)
+        query = query.group_by(col(ComplaintCountRow.minute)).order_by(
+            col(ComplaintCountRow.minute)
+        )
+        return {minute: int(total) for minute, total in self.session.exec(query)}
+
+    def social_source(self, source: str) -> SocialSourceRow:
+        """The state row of ``source`` (created when new)."""
+        row = self.session.get(SocialSourceRow, source)
+        if row is None:
+            row = SocialSourceRow(source=source)
+            self.session.add(row)
+            self.session.flush()
+        return row
+
+    def social_sources(self) -> list[SocialSourceRow]:
+        return list(
+            self.session.exec(select(SocialSourceRow).order_by(col(SocialSourceRow.source)))
+        )
+
+    def add_spike(self, spike: ComplaintSpikeRow) -> ComplaintSpikeRow:
+        self.session.add(spike)
+        self.session.flush()
+        return spike
+
+    def spikes(
+        self, *, since: datetime | None = None, until: datetime | None = None
+    ) -> list[ComplaintSpikeRow]:
+        query = select(ComplaintSpikeRow)
+        if since is not None:
+            query = query.where(col(ComplaintSpikeRow.at) >= since)
+        if until is not None:
+            query = query.where(col(ComplaintSpikeRow.at) < until)
+        return list(self.session.exec(query.order_by(col(ComplaintSpikeRow.at))))
