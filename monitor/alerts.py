@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from monitor.config import AlertRule, AlertSettings, Settings
 from monitor.fields import Secret
 from monitor.i18n import format_duration, format_time
-from monitor.rules import Condition, Evidence
+from monitor.rules import PUBLIC, Condition, Evidence
 from monitor.store import (
     AlertDeliveryRow,
     AlertGroupRow,
@@ -281,6 +281,8 @@ def _enqueue(
 
 # -- messages ---------------------------------------------------------------------
 def _component_name(settings: Settings, component_id: str) -> str:
+    if component_id == PUBLIC:
+        return "Public reports"
     try:
         return settings.component(component_id).name.get("en")
     except KeyError:
@@ -296,6 +298,8 @@ def rule_text(rule: AlertRule | None, alert: AlertRow, settings: Settings) -> st
         return f"error rate {alert.value:.0%} > {rule.above or 0:.0%} over {window}"
     if rule.kind == "latency":
         return f"p{rule.percentile:g} latency {alert.value:.2f} s > {rule.above or 0:g} s over {window}"
+    if rule.kind == "complaints":
+        return "public complaints spiking while every probe is green (a blind spot)"
     needed = rule.failures or settings.detection.failures_to_down
     return f"{alert.value:.0f} consecutive failures (alerting at {needed})"
 
@@ -359,6 +363,15 @@ def _alert_lines(
         lines.append(f"  held back by {alert.suppressed_by}")
     evidence = Evidence.loads(alert.evidence)
     if evidence is None:
+        return lines
+    if evidence.complaints:
+        spike = evidence.complaints
+        minutes = int(spike.get("bucket_seconds", 300)) // 60
+        topics = ", ".join(spike.get("topics") or []) or "unclassified"
+        lines.append(
+            f"  people report trouble the probes do not see: {spike['complaints']:.0f} "
+            f"complaints in {minutes} min against {spike['expected']} normal; topics: {topics}"
+        )
         return lines
     if evidence.failing_checks:
         checks = ", ".join(f"{k}={v}" for k, v in evidence.failing_checks.items())

@@ -48,6 +48,11 @@ silence_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(silence_app, name="silence")
+complaints_app = typer.Typer(
+    help="The public signal: import, classify and detect spikes of complaints.",
+    no_args_is_help=True,
+)
+app.add_typer(complaints_app, name="complaints")
 
 # Printed text comes from people and servers (titles, statements, details): never read it
 # as rich markup or :emoji: codes, so JSON lines and tables show it exactly as stored.
@@ -915,6 +920,42 @@ def silence_remove(silence_id: int) -> None:
     finally:
         store.close()
     out.print(f"silence #{silence_id} removed: alerts for {component} are sent again")
+
+
+# -- complaints -------------------------------------------------------------------
+@complaints_app.command("classify")
+def complaints_classify() -> None:
+    """Text lines on stdin -> one JSON object per line: {"text", "complaint", "topics"}."""
+    from monitor.social.classify import classify
+
+    for line in sys.stdin:
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        sys.stdout.write(json.dumps(classify(text).as_json(text), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+@complaints_app.command("detect")
+def complaints_detect(
+    csv_path: Annotated[
+        Path, typer.Option("--csv", help="A timestamp,value series (counts per bucket).")
+    ],
+) -> None:
+    """One JSON object per spike onset: {"timestamp", "value", "expected", "score"}."""
+    from monitor.social.spikes import detect, read_series_csv
+
+    try:
+        series = read_series_csv(csv_path)
+        spikes = detect(series)
+    except OSError as exc:
+        err.print(f"cannot read {csv_path}: {exc.strerror}")
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        err.print(str(exc))
+        raise typer.Exit(2) from None
+    for spike in spikes:
+        sys.stdout.write(json.dumps(spike.as_json()) + "\n")
 
 
 # -- demo and serve ---------------------------------------------------------------

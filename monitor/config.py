@@ -131,7 +131,9 @@ class AlertRule(_Frozen):
     - ``latency``: the ``percentile`` (default p95) of response times over ``window`` is
       ``above`` a duration (``"2s"``);
     - ``consecutive``: a check failed ``failures`` runs in a row (default
-      ``[detection] failures_to_down``) in a quorum of regions.
+      ``[detection] failures_to_down``) in a quorum of regions;
+    - ``complaints``: public complaints spike while every probe is green (a blind spot:
+      people report trouble the probes do not see); it holds for ``window`` after the spike.
 
     A rule covers one ``component``, one ``check``, or (neither given) every component,
     each on its own. Its condition must hold for ``for`` before the alert fires.
@@ -140,7 +142,7 @@ class AlertRule(_Frozen):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     id: str = Field(pattern=ID_PATTERN)
-    kind: Literal["error_rate", "latency", "consecutive"]
+    kind: Literal["error_rate", "latency", "consecutive", "complaints"]
     component: str | None = None
     check: str | None = None
     #: The threshold: a ratio for ``error_rate``, seconds for ``latency``.
@@ -167,9 +169,15 @@ class AlertRule(_Frozen):
     def _complete(self) -> AlertRule:
         if self.component and self.check:
             raise ValueError("give 'component' or 'check', not both")
+        if self.kind == "complaints" and (self.component or self.check):
+            raise ValueError("a complaints rule covers the whole service: no component or check")
         if self.kind in ("error_rate", "latency") and self.above is None:
             raise ValueError(f"a {self.kind} rule needs 'above'")
         return self
+
+
+#: How long the default ``complaints`` rule holds after a blind-spot spike.
+COMPLAINT_WINDOW = timedelta(minutes=30)
 
 
 class AlertSettings(_Frozen):
@@ -418,7 +426,10 @@ class Settings(_Frozen):
         ``failures_to_down`` runs in a row alerts for its component."""
         if self.alerts.rules:
             return self.alerts.rules
-        return (AlertRule(id="check-failing", kind="consecutive"),)
+        rules = [AlertRule(id="check-failing", kind="consecutive")]
+        if self.social.sources:
+            rules.append(AlertRule(id="public-reports", kind="complaints", window=COMPLAINT_WINDOW))
+        return tuple(rules)
 
     def maintenance_of(self, component_id: str, now: datetime) -> EventSettings | None:
         """The planned maintenance covering ``component_id`` at ``now``, if any."""

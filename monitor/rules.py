@@ -90,6 +90,8 @@ class Evidence:
     p50_ms: float | None = None
     p95_ms: float | None = None
     first_failure_at: datetime | None = None
+    #: For ``complaints`` rules, the spike: ``{"at", "complaints", "expected", "topics"}``.
+    complaints: dict[str, Any] | None = None
 
     @property
     def error_rate(self) -> float | None:
@@ -110,6 +112,7 @@ class Evidence:
             "first_failure_at": self.first_failure_at.isoformat()
             if self.first_failure_at
             else None,
+            "complaints": self.complaints,
         }
 
     def dumps(self) -> str:
@@ -132,6 +135,7 @@ class Evidence:
                 p50_ms=data["latency_p50_ms"],
                 p95_ms=data["latency_p95_ms"],
                 first_failure_at=datetime.fromisoformat(first) if first else None,
+                complaints=data.get("complaints"),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -238,6 +242,9 @@ def evaluate(tx: StoreTx, settings: Settings, *, now: datetime) -> list[Conditio
             states_by_check[state.check_id].append(state)
     conditions = []
     for rule in rules:
+        if rule.kind == "complaints":
+            conditions.append(_complaints(tx, settings, rule, now=now))
+            continue
         for subject, component_id, check_ids in subjects(rule, settings):
             since = now - rule.window
             runs = [r for cid in check_ids for r in runs_by_check[cid] if r.started_at >= since]
@@ -312,3 +319,30 @@ def _consecutive(
     passing = sum(1 for s in voters if s.consecutive_passes >= recover)
     worst = max(s.consecutive_failures for s in voters)
     return worst, failing >= need, passing >= need
+
+
+#: The subject of ``complaints`` rules: the public, not one component.
+PUBLIC = "public"
+
+
+def _complaints(tx: StoreTx, settings: Settings, rule: AlertRule, *, now: datetime) -> Condition:
+    """Holds while a blind-spot complaint spike (every probe green) is within ``window``."""
+    spikes = [s for s in tx.spikes(since=now - rule.window) if s.label == "blind_spot"]
+    latest = spikes[-1] if spikes else None
+    topics = latest.topics.split(",") if latest is not None and latest.topics else []
+    known = {c.id for c in settings.components}
+    component = next((t for t in topics if t in known), PUBLIC)
+    evidence = Evidence(
+        component_id=component,
+        complaints=None
+        if latest is None
+        else {
+            "at": latest.at.isoformat(),
+            "complaints": latest.value,
+            "expected": round(latest.expected, 1),
+            "bucket_seconds": latest.bucket_seconds,
+            "topics": topics,
+        },
+    )
+    value = latest.value if latest is not None else 0.0
+    return Condition(rule, PUBLIC, component, latest is not None, value, evidence)

@@ -386,3 +386,37 @@ def test_failing_two_runs_in_three_is_one_alert_not_a_storm(
     assert replay.kinds() == ["firing"]
     _run(replay, clock, 3, set())
     assert replay.kinds() == ["firing", "resolved"]
+
+
+def test_a_blind_spot_complaint_spike_alerts_engineers_once(
+    store: Store, clock: ManualClock
+) -> None:
+    from monitor.store import ComplaintSpikeRow
+
+    config = make_config(notify=["json://127.0.0.1:9/a"])
+    config["alerts"].update(group_wait="2s")
+    config["social"] = {"sources": ["file"], "file": "posts.jsonl"}
+    settings = parse_settings(config, env={})
+    assert [r.id for r in settings.alert_rules()] == ["check-failing", "public-reports"]
+    replay = Replay(store, settings, clock)
+    _run(replay, clock, 3, set())
+    with store.tx() as tx:
+        tx.add_spike(
+            ComplaintSpikeRow(
+                at=clock.now(),
+                value=48,
+                expected=6.2,
+                score=7.5,
+                topics="login,otp",
+                label="blind_spot",
+            )
+        )
+    _run(replay, clock, 5, set())
+    assert replay.kinds() == ["firing"]
+    message = replay.deliveries()[0]
+    assert message.title == "[Pantau] FIRING: Login"
+    assert "people report trouble the probes do not see: 48 complaints in 5 min" in message.body
+    assert "topics: login, otp" in message.body
+    clock.advance(31 * 60)
+    _run(replay, clock, 2, set())
+    assert replay.kinds() == ["firing", "resolved"]
