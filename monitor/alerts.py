@@ -142,7 +142,7 @@ def evaluate_alerts(
         if alert.state == "pending" and condition.active and due:
             alert.state, alert.fired_at = "firing", now
             report.fired.append(alert)
-            log.warning(
+            log.info(
                 "alert firing rule=%s subject=%s value=%s",
                 alert.rule_id,
                 alert.subject,

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -308,6 +309,7 @@ def status() -> None:
         now = SystemClock().now()
         _print_alerts(tx, cfg, now)
         _print_silences(tx, cfg, now)
+        _print_social(tx, cfg, now)
         _print_problem_deliveries(tx)
     store.close()
 
@@ -329,6 +331,40 @@ def _print_alerts(tx: StoreTx, cfg: Settings, now: Any) -> None:
     maintenance = {c: why for c, why in suppressions(tx, cfg, now).items() if "maintenance" in why}
     for component, why in sorted(maintenance.items()):
         out.print(f"  {component}: alerts held back by {why}")
+
+
+def _print_social(tx: StoreTx, cfg: Settings, now: Any) -> None:
+    """The public signal's health: each source, and the latest complaint spike."""
+    if not cfg.social.sources:
+        out.print("social signal: not configured")
+        return
+    rows = {row.source: row for row in tx.social_sources()}
+    healthy = all(rows.get(name) and rows[name].status == "ok" for name in cfg.social.sources)
+    out.print(f"social signal: {'available' if healthy else 'UNAVAILABLE'}")
+    for name in cfg.social.sources:
+        row = rows.get(name)
+        if row is None:
+            out.print(f"  {name}: not polled yet")
+            continue
+        last = (
+            row.last_success_at.astimezone(cfg.site.zone).strftime("%H:%M:%S %Z")
+            if (row.last_success_at)
+            else "never"
+        )
+        retry = (
+            f", retry after {row.retry_after.astimezone(cfg.site.zone).strftime('%H:%M:%S')}"
+            if row.retry_after and row.retry_after > now
+            else ""
+        )
+        why = f": {row.last_error}" if row.last_error else ""
+        out.print(f"  {name}: {row.status}, last success {last}{retry}{why}")
+    recent = tx.spikes(since=now - timedelta(days=1))
+    if recent:
+        spike = recent[-1]
+        out.print(
+            f"  latest spike: {spike.at.astimezone(cfg.site.zone).strftime('%d %b %H:%M %Z')}"
+            f" {spike.value:.0f} against {spike.expected:.1f} normal ({spike.label})"
+        )
 
 
 def _print_silences(tx: StoreTx, cfg: Settings, now: Any) -> None:
@@ -780,6 +816,7 @@ def incident_report(
 ) -> None:
     """The incident report for comms and the press: timeline in WIB, impact per component,
     peak error rate, statements posted, alerts."""
+    from monitor.correlate import correlate_incident
     from monitor.report import build_report, render_html, render_markdown
 
     if fmt not in ("md", "html") or lang not in ("id", "en"):
@@ -788,8 +825,11 @@ def incident_report(
     cfg = settings()
     store = open_store(cfg)
     try:
+        now = SystemClock().now()
         with store.read() as tx:
-            report = build_report(tx, cfg, incident_id, now=SystemClock().now())
+            correlation = correlate_incident(tx, cfg, incident_id, now=now)
+            social = correlation.summary() if correlation is not None else None
+            report = build_report(tx, cfg, incident_id, now=now, social=social)
     except KeyError:
         err.print(f"no incident {incident_id}")
         raise typer.Exit(2) from None
@@ -923,6 +963,86 @@ def silence_remove(silence_id: int) -> None:
 
 
 # -- complaints -------------------------------------------------------------------
+@complaints_app.command("import")
+def complaints_import(
+    path: Annotated[Path, typer.Argument(help="JSONL or CSV of posts (text, created_at, ...).")],
+) -> None:
+    """Import posts exported by a social-listening tool: classified, deduplicated, counted.
+
+    A malformed file is refused with its line number and nothing is imported.
+    """
+    from monitor.social.file import ImportFileError, read_posts
+    from monitor.social.sources import ingest
+
+    cfg = settings()
+    try:
+        posts = read_posts(path)
+    except ImportFileError as exc:
+        err.print(f"{path}: {exc}; nothing imported")
+        raise typer.Exit(2) from None
+    store = open_store(cfg)
+    try:
+        with store.tx() as tx:
+            report = ingest(tx, "file", posts, now=SystemClock().now())
+    finally:
+        store.close()
+    out.print(
+        f"imported {report.posts_added} post(s) from {path}: {report.complaints} complaint(s), "
+        f"{report.duplicates} already known"
+    )
+
+
+@complaints_app.command("samples")
+def complaints_samples(
+    since: Annotated[str, typer.Option("--since", help="How far back: 30m, 1h, 2d ...")] = "1h",
+    all_posts: Annotated[
+        bool, typer.Option("--all", help="Also posts that are not complaints.")
+    ] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """For the comms team (internal): recent complaint posts with their topics.
+
+    Post text and handles stay here and in the store: the public site shows volumes only.
+    """
+    from monitor.fields import parse_duration
+
+    cfg = settings()
+    try:
+        span = parse_duration(since)
+    except ValueError as exc:
+        err.print(f"--since: {exc}")
+        raise typer.Exit(2) from None
+    store = open_store(cfg)
+    now = SystemClock().now()
+    with store.read() as tx:
+        posts = tx.posts(since=now - span, complaints_only=not all_posts, limit=limit)
+    store.close()
+    if as_json:
+        for post in posts:
+            record = {
+                "source": post.source,
+                "created_at": post.created_at.isoformat(),
+                "text": post.text,
+                "complaint": post.complaint,
+                "topics": [t for t in post.topics.split(",") if t],
+                "author": post.author,
+                "url": post.url,
+            }
+            out.print(json.dumps(record, ensure_ascii=False))
+        return
+    table = Table("time", "source", "topics", "author", "text")
+    for post in posts:
+        table.add_row(
+            post.created_at.astimezone(cfg.site.zone).strftime("%d %b %H:%M"),
+            post.source,
+            post.topics or ("-" if post.complaint else "not a complaint"),
+            post.author or "",
+            post.text,
+        )
+    out.print(table)
+
+
 @complaints_app.command("classify")
 def complaints_classify() -> None:
     """Text lines on stdin -> one JSON object per line: {"text", "complaint", "topics"}."""

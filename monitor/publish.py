@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import dataclasses
 import errno
 import functools
 import hashlib
@@ -143,6 +144,9 @@ _UI: dict[str, dict[str, str]] = {
         "incident": "Insiden",
         "api": "API status (JSON)",
         "planned": "Agenda terjadwal",
+        "public_reports": "Laporan warganet",
+        "public_reports_ratio": "{ratio}× dari biasanya ({per_minute} keluhan per menit).",
+        "public_reports_lag": "Selisih dengan gangguan yang terdeteksi: {minutes} menit.",
         "planned_surge": "Perkiraan lonjakan pengunjung",
         "planned_maintenance": "Pemeliharaan terjadwal",
         "in_progress": "sedang berlangsung",
@@ -168,6 +172,9 @@ _UI: dict[str, dict[str, str]] = {
         "incident": "Incident",
         "api": "Status API (JSON)",
         "planned": "Planned events",
+        "public_reports": "Public reports",
+        "public_reports_ratio": "{ratio}× the usual volume ({per_minute} complaints a minute).",
+        "public_reports_lag": "Lag behind the detected disruption: {minutes} min.",
         "planned_surge": "Expected traffic surge",
         "planned_maintenance": "Scheduled maintenance",
         "in_progress": "in progress",
@@ -247,6 +254,8 @@ class IncidentView:
     resolved_at: datetime | None
     components: tuple[AffectedComponent, ...]
     updates: tuple[UpdateView, ...]
+    #: Complaint volume against normal (aggregates only), with ``[social] public_volume``.
+    public_volume: dict[str, Any] | None = None
 
     @property
     def resolved(self) -> bool:
@@ -353,7 +362,10 @@ def load_snapshot(store: Store, settings: Settings, *, now: datetime) -> SiteSna
         components = _component_views(settings, names, tx.component_states(), declared, maintenance)
         recent_rows = tx.incidents(since=now - timedelta(days=RECENT_DAYS))
         rows = {row.id: row for row in [*unresolved_rows, *recent_rows]}
-        views = {key: _incident_view(tx, row, names) for key, row in rows.items()}
+        hidden = set() if settings.social.public_volume else {"complaints"}
+        views = {key: _incident_view(tx, row, names, hidden) for key, row in rows.items()}
+        if settings.social.public_volume:
+            views = {key: _with_volume(tx, settings, view, now=now) for key, view in views.items()}
         unresolved_ids = [row.id for row in unresolved_rows]
         recent_ids = [row.id for row in recent_rows]
     unresolved = tuple(views[key] for key in unresolved_ids)
@@ -414,7 +426,26 @@ def _component_views(
     return tuple(views)
 
 
-def _incident_view(tx: StoreTx, row: IncidentRow, names: Mapping[str, Words]) -> IncidentView:
+def _with_volume(
+    tx: StoreTx, settings: Settings, view: IncidentView, *, now: datetime
+) -> IncidentView:
+    """The incident with its public complaint volume (aggregates, never posts)."""
+    from monitor.correlate import correlate_incident
+
+    correlation = correlate_incident(tx, settings, view.id, now=now)
+    if correlation is None:
+        return view
+    return dataclasses.replace(view, public_volume=correlation.public())
+
+
+def _incident_view(
+    tx: StoreTx,
+    row: IncidentRow,
+    names: Mapping[str, Words],
+    hidden_events: Collection[str] = (),
+) -> IncidentView:
+    """An incident as the page shows it; timeline entries of ``hidden_events`` (complaint
+    volume, unless ``[social] public_volume``) are left out."""
     assert row.id is not None
     affected = tx.incident_components(row.id)
     order = {cid: position for position, cid in enumerate(names)}
@@ -441,6 +472,7 @@ def _incident_view(tx: StoreTx, row: IncidentRow, names: Mapping[str, Words]) ->
                 event=u.event,
             )
             for u in tx.updates(row.id)
+            if u.event not in hidden_events
         ),
     )
 

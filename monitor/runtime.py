@@ -37,6 +37,7 @@ from monitor.detect import ComponentChange, record_result
 from monitor.incidents import IncidentAutomation, IncidentEvent
 from monitor.metrics import Metrics, MetricsServer
 from monitor.rules import evaluate as evaluate_rules
+from monitor.social.listen import ListenReport, SocialListener
 from monitor.statements import StatementLibrary
 from monitor.store import Store, StoreError
 
@@ -159,6 +160,7 @@ class EngineListener:
     on_delivery: Callable[[DeliveryReport], None] | None = None
     on_publish: Callable[[Path], None] | None = None
     on_alerts: Callable[[AlertReport], None] | None = None
+    on_social: Callable[[ListenReport], None] | None = None
 
 
 @dataclass(slots=True)
@@ -185,6 +187,7 @@ class Engine:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         fresh_client: httpx.AsyncClient | None = None,
         metrics: Metrics | None = None,
+        social: SocialListener | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -207,6 +210,8 @@ class Engine:
         self.publish_requested = asyncio.Event()
         #: Prometheus metrics, served by :meth:`run` when ``[metrics] listen`` is set.
         self.metrics = metrics
+        #: The public signal (``[social] sources``), polled by :meth:`run`.
+        self.social = social
 
     def _templates_dir(self) -> Path | None:
         folder = self.settings.incidents.templates_dir
@@ -301,6 +306,17 @@ class Engine:
             self.listener.on_alerts(report)
         return report
 
+    def listen(self) -> ListenReport | None:
+        """Poll the social sources and detect complaint spikes (blocking)."""
+        if self.social is None:
+            return None
+        report = self.social.poll_once()
+        if report.spikes:
+            self.publish_requested.set()
+        if self.listener.on_social:
+            self.listener.on_social(report)
+        return report
+
     def deliver_pending(self) -> DeliveryReport:
         """Send due alerts (blocking; the runtime calls it in a worker thread)."""
         report = deliver_pending(self.store, self.settings, self.notifier, now=self.clock.now())
@@ -365,15 +381,17 @@ def service_engine(
     from monitor.clock import SystemClock
     from monitor.publish import publish_site
 
+    clock = SystemClock()
     return Engine(
         settings,
         store,
-        clock=SystemClock(),
+        clock=clock,
         client=clients,
         notifier=AppriseNotifier(timeout=settings.alerts.timeout.total_seconds()),
         publisher=lambda s, c, now: publish_site(s, c, now=now),
         listener=listener,
         metrics=Metrics(settings) if settings.metrics.listen else None,
+        social=SocialListener(settings, store, clock=clock) if settings.social.sources else None,
     )
 
 
@@ -460,6 +478,16 @@ class _Runner:
             coalesce=True,
             misfire_grace_time=5,
         )
+        if self.engine.social is not None:
+            self.scheduler.add_job(
+                self._social_job,
+                IntervalTrigger(seconds=settings.social.poll_interval.total_seconds()),
+                id="social",
+                next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=30,
+            )
         self.scheduler.add_job(
             self._delivery_job,
             IntervalTrigger(seconds=DELIVERY_INTERVAL.total_seconds()),
@@ -518,6 +546,18 @@ class _Runner:
             await asyncio.to_thread(self.engine.evaluate_alerts)
         except Exception:
             log.exception("alert evaluation failed")
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+
+    async def _social_job(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)
+        try:
+            await asyncio.to_thread(self.engine.listen)
+        except Exception:  # a failing source or store never stops probing
+            log.exception("listening to the public failed")
         finally:
             if task is not None:
                 self.inflight.discard(task)

@@ -2,9 +2,10 @@
 
 A simulated registration site on 127.0.0.1 buckles when a wave opens; the real
 engine probes it over HTTP, opens an incident, alerts a local receiver through
-Apprise, the comms team posts a template statement, the site recovers, the
-incident resolves and the page is published. No network, no config, no shortcuts:
-the same Engine, store, alerts and publisher as ``pantau run``.
+Apprise, the comms team posts a template statement, the public's complaints spike
+(a JSONL stream read by the ``file`` source) and are tied to the incident, the site
+recovers, the incident resolves and the page is published. No network, no config, no
+shortcuts: the same Engine, store, alerts and publisher as ``pantau run``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from rich.console import Console
 from monitor.alerts import AlertReport
 from monitor.clock import SystemClock
 from monitor.config import Settings, parse_settings
+from monitor.demo.complaints import seed_history, stream_posts
 from monitor.demo.receiver import AlertReceiver
 from monitor.demo.site import SimulatedSite
 from monitor.incidents import statement_variables, update_incident
 from monitor.runtime import EngineListener, ProbeOutcome, probe_clients, service_engine
+from monitor.social.listen import ListenReport
 from monitor.statements import StatementLibrary
 from monitor.store import Store
 
@@ -36,8 +39,18 @@ RECOVERS = 17.0
 DEADLINE = 100.0
 
 
+#: The demo's complaint buckets: seconds, so the story fits in a minute (minutes in production).
+SOCIAL_BUCKET = timedelta(seconds=10)
+
+
 def demo_config(
-    *, site_url: str, alert_url: str, db_url: str, out_dir: Path, now: datetime | None = None
+    *,
+    site_url: str,
+    alert_url: str,
+    db_url: str,
+    out_dir: Path,
+    complaints: Path | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The demo's own configuration: the Prakerja components, probed every two seconds,
     every second while the planned wave-opening surge lasts; a slow home page is degraded."""
@@ -77,7 +90,17 @@ def demo_config(
         "start": now + timedelta(seconds=WAVE_OPENS - 2),
         "end": now + timedelta(seconds=RECOVERS + 30),
     }
+    social: dict[str, Any] = {}
+    if complaints is not None:
+        social = {
+            "sources": ["file"],
+            "file": str(complaints),
+            "poll_interval": "1s",
+            "bucket": f"{SOCIAL_BUCKET.total_seconds():g}s",
+            "public_volume": True,
+        }
     return {
+        "social": social,
         "site": {
             "title": {"id": "Status Prakerja (demo)", "en": "Prakerja Status (demo)"},
             "output_dir": str(out_dir),
@@ -126,6 +149,7 @@ async def _demo(out_dir: Path, tmp: Path, console: Console) -> int:
             alert_url=receiver.apprise_url,
             db_url=f"sqlite:///{tmp / 'demo.db'}",
             out_dir=out_dir,
+            complaints=tmp / "complaints.jsonl",
         )
     )
     console.print(
@@ -133,8 +157,10 @@ async def _demo(out_dir: Path, tmp: Path, console: Console) -> int:
     )
     console.print(f"Alert receiver: http://127.0.0.1:{receiver.port}/alerts")
     store = Store(cfg.database_url())
+    seed_history(store, now=datetime.now(UTC), bucket=SOCIAL_BUCKET)
     try:
         ok = await _drive(cfg, store, site, receiver, timeline, console)
+        _print_correlation(cfg, store, console)
     finally:
         site.stop()
         receiver.stop()
@@ -159,11 +185,16 @@ async def _drive(
             cfg,
             store,
             clients=clients,
-            listener=EngineListener(on_outcome=story.on_outcome, on_alerts=story.on_alerts),
+            listener=EngineListener(
+                on_outcome=story.on_outcome, on_alerts=story.on_alerts, on_social=story.on_social
+            ),
         )
         watcher = asyncio.create_task(story.watch())
+        assert cfg.social.file is not None
+        public = asyncio.create_task(stream_posts(cfg.social.file, site, stop))
         await engine.run(duration=DEADLINE, stop=stop)
         watcher.cancel()
+        public.cancel()
     return story.complete
 
 
@@ -186,6 +217,7 @@ class _Story:
         self.resolved = False
         self.statement_posted = False
         self.complete = False
+        self.spike_seen = False
         self._surge_seen = False
 
     def on_outcome(self, outcome: ProbeOutcome) -> None:
@@ -216,13 +248,28 @@ class _Story:
         for _, kind in report.messages:
             self._say(f"one grouped '{kind}' message queued for the engineers")
 
+    def on_social(self, report: ListenReport) -> None:
+        for spike in report.spikes:
+            self.spike_seen = True
+            seconds = spike.bucket_seconds
+            where = (
+                "tied to the open incident"
+                if spike.label == "confirmed"
+                else "while every probe is green: a blind spot"
+            )
+            self._say(
+                f"public complaints spike: {spike.value:.0f} in {seconds}s against "
+                f"{spike.expected:.1f} normal ({spike.topics or 'no topics'}), {where}"
+            )
+
     async def watch(self) -> None:
         """Post the comms statement once an incident is open; stop when all is told."""
         while not self.stop.is_set():
             await asyncio.sleep(0.2)
             if self.incident_id is not None and not self.statement_posted:
                 await asyncio.to_thread(self._post_statement, self.incident_id)
-            if self.resolved and await asyncio.to_thread(self.receiver.wait_for, 2, 0.0):
+            told = self.resolved and self.spike_seen
+            if told and await asyncio.to_thread(self.receiver.wait_for, 2, 0.0):
                 self._say("alert receiver got the firing and the recovery messages")
                 self.complete = True
                 await asyncio.sleep(0.5)  # let the final publish include the last state
@@ -256,6 +303,26 @@ class _Story:
         self.timeline.add(text)
         seconds, _ = self.timeline.lines[-1]
         self.console.print(f"  [{seconds:5.1f}s] {text}", markup=False)
+
+
+def _print_correlation(cfg: Settings, store: Store, console: Console) -> None:
+    """How the public's complaints lined up with what the probes saw (aggregates only)."""
+    from monitor.correlate import correlate_incident
+
+    with store.read() as tx:
+        incidents = tx.incidents()
+        if not incidents or incidents[-1].id is None:
+            return
+        found = correlate_incident(tx, cfg, incidents[-1].id, now=SystemClock().now())
+    if found is None:
+        return
+    lag = f", {found.lag.total_seconds():+.0f}s after the probes" if found.lag is not None else ""
+    ratio = f"{found.during.ratio:.1f}x normal" if found.during.ratio else "no baseline"
+    console.print(
+        f"Public reports during incident #{found.incident_id}: {found.during.complaints} "
+        f"complaints ({ratio}{lag}); label: {found.label}",
+        markup=False,
+    )
 
 
 def _print_summary(

@@ -75,9 +75,11 @@ class Pantau:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         timeout: float = CALL_TIMEOUT,
+        stdin: str | None = None,
     ) -> Outcome:
         proc = subprocess.run(
             [str(PANTAU), *map(str, args)],
+            input=stdin,
             capture_output=True,
             text=True,
             encoding="utf-8",
