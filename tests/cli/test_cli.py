@@ -535,6 +535,8 @@ def test_demo_tells_the_whole_story(demo_run: DemoRun) -> None:
         pytest.fail(f"pantau demo did not finish within {DEMO_DEADLINE:g} s")
     assert demo_run.proc.returncode == 0, (stdout, stderr)
     assert "opened" in stdout
+    assert "public complaints spike" in stdout and "tied to the open incident" in stdout
+    assert "label: confirmed" in stdout
     assert "resolved" in stdout
     for page in ("index.html", "en/index.html", "api/v2/summary.json", "incidents/1.html"):
         assert (demo_run.out / page).is_file(), page
