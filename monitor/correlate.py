@@ -347,7 +347,7 @@ def _probe_onset(
     or the transition that put one there when it already was at ``since``."""
     onsets = []
     for component_id in component_ids:
-        in_effect = _last_transition(tx, component_id, since)
+        in_effect = tx.transition_at(component_id, since)
         if in_effect is not None and in_effect.to_status in OUTAGE:
             onsets.append(in_effect.at)
             continue
@@ -368,17 +368,6 @@ def _probe_onset(
     return min(onsets, default=None)
 
 
-def _last_transition(tx: StoreTx, component_id: str, moment: datetime) -> TransitionRow | None:
-    """The transition in effect at ``moment`` (one made at ``moment`` itself counts)."""
-    query = (
-        select(TransitionRow)
-        .where(TransitionRow.component_id == component_id, col(TransitionRow.at) <= moment)
-        .order_by(col(TransitionRow.at).desc(), col(TransitionRow.id).desc())
-        .limit(1)
-    )
-    return tx.session.exec(query).first()
-
-
 # -- blind spots ----------------------------------------------------------------------------
 
 
@@ -396,7 +385,7 @@ def is_blind_spot(tx: StoreTx, settings: Settings, *, at: datetime) -> bool:
         if state is not None and state.since <= at:
             status = state.status
         else:
-            row = _last_transition(tx, component.id, at)
+            row = tx.transition_at(component.id, at)
             status = row.to_status if row is not None else OPERATIONAL
         if status not in SEEN_AS_UP:
             return False

@@ -317,7 +317,7 @@ def _component_impact(
     zone: ZoneInfo,
 ) -> ComponentImpact:
     """Time in outage and degraded between ``start`` and ``end``, from the transitions."""
-    before = _last_transition(tx, component_id, start)
+    before = tx.transition_at(component_id, start)
     tally = _Tally(before.to_status if before else OPERATIONAL, start)
     for transition in _transitions_between(tx, component_id, start, end):
         tally.step(transition.to_status, transition.at)
@@ -331,17 +331,6 @@ def _component_impact(
         first_failure_at=tally.first_failure.astimezone(zone) if tally.first_failure else None,
         recovered_at=tally.recovered.astimezone(zone) if tally.recovered else None,
     )
-
-
-def _last_transition(tx: StoreTx, component_id: str, moment: datetime) -> TransitionRow | None:
-    """The transition in effect at ``moment`` (one made at ``moment`` itself counts)."""
-    query = (
-        select(TransitionRow)
-        .where(TransitionRow.component_id == component_id, col(TransitionRow.at) <= moment)
-        .order_by(col(TransitionRow.at).desc(), col(TransitionRow.id).desc())
-        .limit(1)
-    )
-    return tx.session.exec(query).first()
 
 
 def _transitions_between(

@@ -538,41 +538,28 @@ class _Runner:
         finally:
             self.inflight.discard(task)
 
-    async def _evaluation_job(self) -> None:
+    async def _in_thread(self, step: Callable[[], object], what: str) -> None:
+        """Run a blocking step in a worker thread as an in-flight job; a failure is logged
+        and never stops the service (probing above all)."""
         task = asyncio.current_task()
         if task is not None:
             self.inflight.add(task)
         try:
-            await asyncio.to_thread(self.engine.evaluate_alerts)
+            await asyncio.to_thread(step)
         except Exception:
-            log.exception("alert evaluation failed")
+            log.exception("%s failed", what)
         finally:
             if task is not None:
                 self.inflight.discard(task)
+
+    async def _evaluation_job(self) -> None:
+        await self._in_thread(self.engine.evaluate_alerts, "alert evaluation")
 
     async def _social_job(self) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self.inflight.add(task)
-        try:
-            await asyncio.to_thread(self.engine.listen)
-        except Exception:  # a failing source or store never stops probing
-            log.exception("listening to the public failed")
-        finally:
-            if task is not None:
-                self.inflight.discard(task)
+        await self._in_thread(self.engine.listen, "listening to the public")
 
     async def _delivery_job(self) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self.inflight.add(task)
-        try:
-            await asyncio.to_thread(self.engine.deliver_pending)
-        except Exception:
-            log.exception("alert delivery pass failed")
-        finally:
-            if task is not None:
-                self.inflight.discard(task)
+        await self._in_thread(self.engine.deliver_pending, "alert delivery pass")
 
     async def _publish_loop(self) -> None:
         """Publish every ``publish_interval`` and soon after each state change, until stop.

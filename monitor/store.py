@@ -599,6 +599,17 @@ class StoreTx:
         )
         return list(self.session.exec(query))
 
+    def transition_at(self, component_id: str, moment: datetime) -> TransitionRow | None:
+        """The transition of ``component_id`` in effect at ``moment`` (one made at
+        ``moment`` itself counts); None before its first."""
+        query = (
+            select(TransitionRow)
+            .where(TransitionRow.component_id == component_id, col(TransitionRow.at) <= moment)
+            .order_by(col(TransitionRow.at).desc(), col(TransitionRow.id).desc())
+            .limit(1)
+        )
+        return self.session.exec(query).first()
+
     # -- incidents --------------------------------------------------------
     def add_incident(self, incident: IncidentRow, components: dict[str, str]) -> IncidentRow:
         self.session.add(incident)

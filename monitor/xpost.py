@@ -28,6 +28,7 @@ import requests
 from sqlalchemy import update
 from sqlmodel import col
 
+from monitor.alerts import incident_url
 from monitor.config import Settings, XPostSettings
 from monitor.i18n import format_time
 from monitor.store import IncidentUpdateRow, Store, XPostRow
@@ -269,13 +270,6 @@ def thread_parts(texts: Sequence[str], link: str) -> list[str]:
         _compose(chunk, f"{number}/{total}", link if number == 1 else None)
         for number, chunk in enumerate(chunks, start=1)
     ]
-
-
-def incident_url(settings: Settings, incident_id: int) -> str:
-    """The public page of an incident (relative when ``[site] base_url`` is not set)."""
-    base = settings.site.base_url.rstrip("/")
-    path = f"incidents/{incident_id}.html"
-    return f"{base}/{path}" if base else path
 
 
 def statement_texts(entry: IncidentUpdateRow, languages: Sequence[str]) -> list[str]:
