@@ -286,6 +286,9 @@ class EventView:
     active: bool
 
 
+#: The history page and the feeds list at most this many incidents, newest first.
+HISTORY_LIMIT = 500
+
 #: Planned events are shown this long before they start.
 PLANNED_AHEAD = timedelta(days=30)
 
@@ -337,7 +340,8 @@ class SiteSnapshot:
     unresolved: tuple[IncidentView, ...]
     #: Incidents started in the last :data:`RECENT_DAYS` days, newest first.
     recent: tuple[IncidentView, ...]
-    #: Unresolved and recent incidents together, newest first: the ones with a page.
+    #: Every incident shown anywhere (unresolved, recent, and the history's last
+    #: :data:`HISTORY_LIMIT`), newest first: the ones with a page.
     incidents: tuple[IncidentView, ...]
     #: Planned events going on or coming up, soonest first.
     events: tuple[EventView, ...] = ()
@@ -361,13 +365,15 @@ def load_snapshot(store: Store, settings: Settings, *, now: datetime) -> SiteSna
         }
         components = _component_views(settings, names, tx.component_states(), declared, maintenance)
         recent_rows = tx.incidents(since=now - timedelta(days=RECENT_DAYS))
-        rows = {row.id: row for row in [*unresolved_rows, *recent_rows]}
+        history_rows = tx.incidents(limit=HISTORY_LIMIT)
+        rows = {row.id: row for row in [*unresolved_rows, *recent_rows, *history_rows]}
         hidden = set() if settings.social.public_volume else {"complaints"}
         views = {key: _incident_view(tx, row, names, hidden) for key, row in rows.items()}
-        if settings.social.public_volume:
-            views = {key: _with_volume(tx, settings, view, now=now) for key, view in views.items()}
         unresolved_ids = [row.id for row in unresolved_rows]
         recent_ids = [row.id for row in recent_rows]
+        if settings.social.public_volume:  # the incidents on the front page only
+            for key in {*unresolved_ids, *recent_ids}:
+                views[key] = _with_volume(tx, settings, views[key], now=now)
     unresolved = tuple(views[key] for key in unresolved_ids)
     return SiteSnapshot(
         generated_at=now,

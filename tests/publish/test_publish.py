@@ -41,8 +41,10 @@ CONTRACT_FILES = {
     "style.css",
     "index.html",
     "en/index.html",
+    "incidents/1.html",
     "incidents/2.html",
     "incidents/3.html",
+    "en/incidents/1.html",
     "en/incidents/2.html",
     "en/incidents/3.html",
     "api/v2/summary.json",
@@ -232,7 +234,7 @@ def test_summary_has_the_statuspage_shape(site: Path) -> None:
 
 def test_incidents_have_the_statuspage_shape(site: Path) -> None:
     incidents = load(site, "api/v2/incidents.json")["incidents"]
-    assert [i["id"] for i in incidents] == ["3", "2"]
+    assert [i["id"] for i in incidents] == ["3", "2", "1"]  # newest first, old ones too
     for incident in incidents:
         assert set(incident) == INCIDENT_KEYS
         assert {c["id"] for c in incident["components"]} <= {"home", "login", "signup", "otp"}
@@ -240,7 +242,7 @@ def test_incidents_have_the_statuspage_shape(site: Path) -> None:
             assert set(update) == UPDATE_KEYS
             assert isinstance(update["id"], str)
             assert update["incident_id"] == incident["id"]
-    active, otp = incidents
+    active, otp, _old = incidents
     assert active["shortlink"] == "https://status.prakerja.example/incidents/3.html"
     assert [u["status"] for u in active["incident_updates"]] == ["identified", "investigating"]
     # The API speaks the first language, falling back to the other.
@@ -318,7 +320,7 @@ def test_snapshot_reads_components_in_config_order_defaulting_to_operational(
     assert snapshot.components[3].since is None
 
 
-def test_snapshot_keeps_old_unresolved_incidents_and_drops_old_resolved_ones(
+def test_snapshot_keeps_old_unresolved_incidents_and_old_resolved_ones_only_in_history(
     wave_store: Store, settings: Settings, now: datetime, add_incident: AddIncident
 ) -> None:
     stale = now - timedelta(days=30)
@@ -333,7 +335,7 @@ def test_snapshot_keeps_old_unresolved_incidents_and_drops_old_resolved_ones(
     snapshot = load_snapshot(wave_store, settings, now=now)
     assert [i.id for i in snapshot.unresolved] == [3, 4]
     assert [i.id for i in snapshot.recent] == [3, 2]
-    assert [i.id for i in snapshot.incidents] == [3, 2, 4]
+    assert [i.id for i in snapshot.incidents] == [3, 2, 1, 4]
     active = snapshot.incidents[0]
     assert [u.status for u in active.updates] == ["investigating", "identified"]
     assert [(c.id, c.status) for c in active.components] == [
@@ -577,7 +579,7 @@ def test_a_second_publish_replaces_the_whole_tree(
     publish_site(wave_store, settings, now=later, out_dir=out)
     files = tree_files(out)
     assert "stale.html" not in files
-    assert "incidents/2.html" not in files and "en/incidents/2.html" not in files
+    assert "incidents/2.html" in files  # out of the 14-day list, still in the history
     assert "incidents/3.html" in files
     assert "29 Sep 2026, 14.05 WIB" in (out / "index.html").read_text(encoding="utf-8")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
