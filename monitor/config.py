@@ -55,6 +55,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class S3Settings(_Frozen):
+    """``[site.s3]``: also publish the page to an S3-compatible bucket (needs ``pantau[s3]``).
+
+    Credentials come from the environment as boto3 reads them (``AWS_ACCESS_KEY_ID``,
+    ``AWS_SECRET_ACCESS_KEY``) or from the two keys below as ``${ENV}`` references.
+    """
+
+    bucket: str = Field(min_length=3, max_length=63)
+    #: A folder inside the bucket ("" for its root).
+    prefix: str = ""
+    #: The endpoint of an S3-compatible service (MinIO, R2, ...); unset for AWS.
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: SecretText | None = None
+    secret_access_key: SecretText | None = None
+
+
 class SiteSettings(_Frozen):
     """``[site]``: the public status page."""
 
@@ -70,6 +87,8 @@ class SiteSettings(_Frozen):
     output_dir: Path = Path("site")
     #: How often ``pantau run`` republishes (it also publishes on every state change).
     publish_interval: Duration = timedelta(seconds=30)
+    #: Also upload the page to an S3-compatible bucket.
+    s3: S3Settings | None = None
 
     @field_validator("timezone")
     @classmethod
