@@ -30,6 +30,7 @@ from monitor.incidents import (
     statement_variables,
     update_incident,
 )
+from monitor.rules import Evidence
 from monitor.statements import Statement, StatementError, StatementLibrary
 from monitor.store import IncidentRow, Store, StoreError, StoreTx
 
@@ -262,16 +263,33 @@ def publish(
         Path | None, typer.Option("--out", help="Output folder (default: [site] output_dir).")
     ] = None,
 ) -> None:
-    """Render the status page from the store."""
+    """Render the status page from the store (and upload it to ``[site.s3]`` when set).
+
+    Exit 1 when the upload fails: the local site is published all the same.
+    """
     from monitor.publish import publish_site
+    from monitor.upload import UploadError, key_prefix, upload_site
 
     cfg = settings()
     store = open_store(cfg)
     try:
-        path = publish_site(store, cfg, now=SystemClock().now(), out_dir=out_dir)
+        path = publish_site(store, cfg, now=SystemClock().now(), out_dir=out_dir, upload=False)
     finally:
         store.close()
     out.print(f"published {path / 'index.html'}", markup=False)
+    if cfg.site.s3 is None:
+        return
+    try:
+        report = upload_site(path, cfg.site.s3)
+    except UploadError as exc:
+        err.print(f"{exc}; the local site is published", markup=False)
+        raise typer.Exit(1) from None
+    out.print(
+        f"uploaded to s3://{cfg.site.s3.bucket}/{key_prefix(cfg.site.s3.prefix)}: "
+        f"{report.uploaded} file(s) ({report.bytes} bytes), {report.skipped} unchanged, "
+        f"{report.deleted} deleted",
+        markup=False,
+    )
 
 
 # -- status -------------------------------------------------------------------
@@ -525,6 +543,7 @@ def _incident_json(tx: StoreTx, incident: IncidentRow, *, with_updates: bool) ->
                 "author": u.author,
                 "message": u.message_id,
                 "message_en": u.message_en,
+                "details": json.loads(u.details) if u.details else None,
             }
             for u in tx.updates(incident.id)
         ]
@@ -608,6 +627,9 @@ def incident_show(
         out.print(f"  {u['at']} {u['status']:<13} {u['author']}: {u['message']}", markup=False)
         if u["message_en"] and u["message_en"] != u["message"]:
             out.print(f"  {'':<{len(u['at'])}} {'':<13} (en) {u['message_en']}", markup=False)
+        evidence = Evidence.loads(json.dumps(u["details"])) if u["details"] else None
+        if evidence is not None and evidence.runs:
+            out.print(f"  {'':<{len(u['at'])}} {'':<13} evidence: {evidence.summary()}")
     for post in data["x_posts"]:
         ids = ", ".join(post["post_ids"]) or "none yet"
         why = f": {post['error']}" if post["error"] else ""

@@ -93,6 +93,11 @@ def test_a_process_killed_mid_incident_sends_nothing_twice_and_loses_no_timeline
     assert events[0] == "opened" and events[-1] == "resolved"
     assert events.count("opened") == 1 and events.count("resolved") == 1
     assert incident["status"] == "resolved"
+    opened = incident["updates"][0]["details"]
+    assert set(opened["error_classes"]) == {"http_status"}
+    assert opened["regions_failing"] == ["default"]
+    text = pantau.run("-c", path, "incident", "show", "1")
+    assert "evidence: " in text.stdout and "[http_status=" in text.stdout
     status = pantau.run("-c", path, "status")
     assert "alerts: 0 firing, 0 pending" in status.stdout
     assert "0 failed or unconfirmed" in status.stdout
