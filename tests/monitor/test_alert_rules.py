@@ -302,9 +302,11 @@ def test_a_maintenance_event_holds_alerts_back_during_its_window(
 
 
 def test_evaluating_again_after_a_restart_sends_nothing_twice(
-    tmp_path: Any, clock: ManualClock
+    store_url: str, clock: ManualClock
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'p.db'}"
+    """On SQLite and PostgreSQL: a new process on the same database picks up where the
+    last one stopped."""
+    url = store_url
     settings = _settings(group_wait="2s", repeat_interval="1h")
     first = Store(url)
     replay = Replay(first, settings, clock)
