@@ -47,8 +47,9 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    store = Store(f"sqlite:///{tmp_path / 'p.db'}")
+def store(store_url: str) -> Store:
+    """On SQLite and on PostgreSQL, with eight hours of calm history."""
+    store = Store(store_url)
     seed_history(store, now=START, bucket=BUCKET, hours=8)
     yield store  # type: ignore[misc]
     store.close()
