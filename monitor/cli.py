@@ -86,6 +86,9 @@ def _setup_logging(verbose: int) -> None:
     # OAuth signing logs the X API key and access token at debug level.
     logging.getLogger("oauthlib").setLevel(logging.WARNING)
     logging.getLogger("requests_oauthlib").setLevel(logging.WARNING)
+    # botocore's debug log prints signed request headers (with the access key id).
+    for name in ("botocore", "boto3", "s3transfer"):
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
 
 
 @app.callback()
@@ -268,12 +271,15 @@ def publish(
     Exit 1 when the upload fails: the local site is published all the same.
     """
     from monitor.publish import publish_site
+    from monitor.rollup import catch_up
     from monitor.upload import UploadError, key_prefix, upload_site
 
     cfg = settings()
     store = open_store(cfg)
+    clock = SystemClock()
     try:
-        path = publish_site(store, cfg, now=SystemClock().now(), out_dir=out_dir, upload=False)
+        catch_up(store, cfg, now=clock.now)  # the uptime bars read rollups, never raw results
+        path = publish_site(store, cfg, now=clock.now(), out_dir=out_dir, upload=False)
     finally:
         store.close()
     out.print(f"published {path / 'index.html'}", markup=False)

@@ -31,12 +31,13 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,9 +48,19 @@ from monitor.clock import utc
 from monitor.config import Settings
 from monitor.detect import MAINTENANCE, SEVERITY
 from monitor.fields import LocalizedText
-from monitor.i18n import format_time
+from monitor.i18n import _MONTHS, format_time
 from monitor.resources import templates_dir
-from monitor.store import ComponentStateRow, IncidentRow, Store, StoreTx
+from monitor.rollup import (
+    DAY,
+    HOUR,
+    day_start,
+    floor_hour,
+    histogram_percentile,
+    load_histogram,
+    local_day,
+    uptime,
+)
+from monitor.store import ComponentStateRow, IncidentRow, ResultRollupRow, Store, StoreTx
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +162,26 @@ _UI: dict[str, dict[str, str]] = {
         "planned_maintenance": "Pemeliharaan terjadwal",
         "in_progress": "sedang berlangsung",
         "until": "sampai",
+        "stale_warning": "Data di halaman ini sudah lebih dari {minutes} menit tidak diperbarui; "
+        "pemantauan mungkin terganggu.",
+        "history": "Riwayat insiden",
+        "history_link": "Lihat riwayat semua insiden",
+        "history_feeds": "Ikuti lewat pembaca feed",
+        "no_incidents_month": "Tidak ada insiden yang dilaporkan pada bulan ini.",
+        "duration": "Durasi",
+        "ongoing": "masih berlangsung",
+        "uptime_heading": "Ketersediaan 90 hari terakhir",
+        "uptime_90d": "Ketersediaan 90 hari",
+        "uptime_days": "Ketersediaan harian {name}, 90 hari terakhir",
+        "uptime_no_data": "Tidak ada data",
+        "uptime_start": "90 hari lalu",
+        "uptime_today": "Hari ini",
+        "latency_title": "Waktu respons {name}, 24 jam terakhir (median per jam)",
+        "latency_desc": "Terendah {low}, tertinggi {high}, terakhir {last}.",
+        "latency_p95": "Persentil ke-95 jam terakhir: {p95}.",
+        "latency_none": "Belum ada data waktu respons.",
+        "latency_start": "24 jam lalu",
+        "latency_end": "sekarang",
     },
     "en": {
         "language_name": "English",
@@ -179,6 +210,26 @@ _UI: dict[str, dict[str, str]] = {
         "planned_maintenance": "Scheduled maintenance",
         "in_progress": "in progress",
         "until": "until",
+        "stale_warning": "This page has not been updated for over {minutes} minutes; "
+        "monitoring may be down.",
+        "history": "Incident history",
+        "history_link": "See the history of all incidents",
+        "history_feeds": "Follow it in a feed reader",
+        "no_incidents_month": "No incidents reported this month.",
+        "duration": "Duration",
+        "ongoing": "still ongoing",
+        "uptime_heading": "Uptime over the last 90 days",
+        "uptime_90d": "90-day uptime",
+        "uptime_days": "Daily uptime of {name}, last 90 days",
+        "uptime_no_data": "No data",
+        "uptime_start": "90 days ago",
+        "uptime_today": "Today",
+        "latency_title": "Response time of {name}, last 24 hours (median per hour)",
+        "latency_desc": "Lowest {low}, highest {high}, latest {last}.",
+        "latency_p95": "95th percentile in the latest hour: {p95}.",
+        "latency_none": "No response times yet.",
+        "latency_start": "24 h ago",
+        "latency_end": "now",
     },
 }
 
@@ -207,6 +258,145 @@ class Words:
         return "id" if self.id else "en"
 
 
+#: The uptime bars show this many days of the site's zone, today included.
+UPTIME_DAYS = 90
+#: The response-time chart shows this many hours, the current one included.
+LATENCY_HOURS = 24
+
+
+def uptime_text(ratio: float, lang: str) -> str:
+    """``99,95%`` / ``99.95%``: rounded down, so any downtime shows below 100%."""
+    hundredths = math.floor(round(ratio * 10000, 6))
+    text = "100" if hundredths >= 10000 else f"{hundredths / 100:.2f}"
+    return (text.replace(".", ",") if lang == "id" else text) + "%"
+
+
+def _day_text(day: date, lang: str) -> str:
+    return f"{day.day} {_MONTHS.get(lang, _MONTHS['en'])[day.month - 1]} {day.year}"
+
+
+def _ms_text(value: float, lang: str) -> str:
+    text = f"{value:,.0f}"
+    return (text.replace(",", ".") if lang == "id" else text) + " ms"
+
+
+@dataclass(frozen=True)
+class DayCell:
+    """One day (of the site's zone) in a component's uptime bars."""
+
+    day: date
+    #: The worst status of the day, or ``no_data``.
+    status: str
+    #: The share of the observed time not in outage (0..1); None without data.
+    uptime: float | None
+    #: Titles of the incidents naming the component that were open that day, oldest first.
+    incidents: tuple[Words, ...] = ()
+
+    def label(self, lang: str) -> str:
+        """``17 Sep 2026: Gangguan besar, 97,91%. Insiden: <title>; <title>``."""
+        words = _UI[lang]
+        status = (
+            words["uptime_no_data"]
+            if self.status == "no_data"
+            else _STATUS_WORDS[lang].get(self.status, self.status)
+        )
+        text = f"{_day_text(self.day, lang)}: {status}"
+        if self.uptime is not None:
+            text += f", {uptime_text(self.uptime, lang)}"
+        if self.incidents:
+            text += f". {words['incident']}: " + "; ".join(t.get(lang) for t in self.incidents)
+        return text
+
+
+@dataclass(frozen=True)
+class LatencyPoint:
+    """A component's response times over one hour (passed runs, from the hourly rollup)."""
+
+    start: datetime
+    runs: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    mean_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class LatencyChart:
+    """Where the response-time chart draws, in SVG user units of a ``WIDTH`` × ``HEIGHT``
+    view box: the median per hour from ``TOP`` (``top_ms``) down to ``BASE`` (0 ms)."""
+
+    WIDTH = 300
+    HEIGHT = 84
+    TOP = 16
+    BASE = 66
+
+    #: ``points`` of a polyline per stretch of consecutive hours with data, and the
+    #: hours with data on neither side (drawn as dots).
+    lines: tuple[str, ...]
+    dots: tuple[tuple[float, float], ...]
+    top_ms: float
+    low_ms: float
+    high_ms: float
+    last_ms: float
+    last_p95_ms: float | None
+
+    def describe(self, lang: str) -> str:
+        """The chart in words, for its ``<desc>``."""
+        words = _UI[lang]
+        text = words["latency_desc"].format(
+            low=_ms_text(self.low_ms, lang),
+            high=_ms_text(self.high_ms, lang),
+            last=_ms_text(self.last_ms, lang),
+        )
+        if self.last_p95_ms is not None:
+            text += " " + words["latency_p95"].format(p95=_ms_text(self.last_p95_ms, lang))
+        return text
+
+    def top_label(self, lang: str) -> str:
+        return _ms_text(self.top_ms, lang)
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten at or above ``value`` (at least 1)."""
+    if value <= 1:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    for step in (1, 2, 5, 10):
+        if step * power >= value:
+            return step * power
+    return 10 * power
+
+
+def latency_chart(points: tuple[LatencyPoint, ...]) -> LatencyChart | None:
+    """The geometry of the hourly median response-time chart; None when no hour has one."""
+    values = [p.p50_ms for p in points]
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    top = _nice_ceiling(max(known))
+    step = LatencyChart.WIDTH / max(len(points) - 1, 1)
+    scale = (LatencyChart.BASE - LatencyChart.TOP) / top
+    coords = [
+        None if v is None else (round(i * step, 1), round(LatencyChart.BASE - v * scale, 1))
+        for i, v in enumerate(values)
+    ]
+    stretches: list[list[tuple[float, float]]] = [[]]
+    for coord in coords:
+        if coord is None:
+            stretches.append([])
+        else:
+            stretches[-1].append(coord)
+    last = next(p for p in reversed(points) if p.p50_ms is not None)
+    return LatencyChart(
+        lines=tuple(" ".join(f"{x:g},{y:g}" for x, y in s) for s in stretches if len(s) > 1),
+        dots=tuple(s[0] for s in stretches if len(s) == 1),
+        top_ms=top,
+        low_ms=min(known),
+        high_ms=max(known),
+        last_ms=last.p50_ms or 0.0,
+        last_p95_ms=last.p95_ms,
+    )
+
+
 @dataclass(frozen=True)
 class ComponentView:
     """A configured component and its current public status."""
@@ -219,6 +409,21 @@ class ComponentView:
     #: When the current status began and when it was last evaluated (None: never).
     since: datetime | None
     updated_at: datetime | None
+    #: The last :data:`UPTIME_DAYS` days, oldest first, and the uptime over them (0..1;
+    #: None without data); from the rollups (:mod:`monitor.rollup`).
+    days: tuple[DayCell, ...] = ()
+    uptime_90d: float | None = None
+    #: The last :data:`LATENCY_HOURS` hours, oldest first (the current one last).
+    latency: tuple[LatencyPoint, ...] = ()
+
+    @property
+    def chart(self) -> LatencyChart | None:
+        return latency_chart(self.latency)
+
+    def uptime_label(self, lang: str) -> str:
+        if self.uptime_90d is None:
+            return _UI[lang]["uptime_no_data"]
+        return uptime_text(self.uptime_90d, lang)
 
 
 @dataclass(frozen=True)
@@ -374,6 +579,7 @@ def load_snapshot(store: Store, settings: Settings, *, now: datetime) -> SiteSna
         if settings.social.public_volume:  # the incidents on the front page only
             for key in {*unresolved_ids, *recent_ids}:
                 views[key] = _with_volume(tx, settings, views[key], now=now)
+        components = _with_history(tx, settings, components, views.values(), now=now)
     unresolved = tuple(views[key] for key in unresolved_ids)
     return SiteSnapshot(
         generated_at=now,
@@ -430,6 +636,82 @@ def _component_views(
             )
         )
     return tuple(views)
+
+
+def _with_history(
+    tx: StoreTx,
+    settings: Settings,
+    components: tuple[ComponentView, ...],
+    incidents: Iterable[IncidentView],
+    *,
+    now: datetime,
+) -> tuple[ComponentView, ...]:
+    """The components with their uptime bars and response times, read from the rollups
+    only (never from raw results: a few hundred rows however long the history)."""
+    zone = settings.site.zone
+    today = local_day(now, zone)
+    first_day = today - timedelta(days=UPTIME_DAYS - 1)
+    days: dict[str, dict[date, ResultRollupRow]] = {}
+    since, until = day_start(first_day, zone), day_start(today + timedelta(days=1), zone)
+    for row in tx.rollups(DAY, since=since, until=until):
+        days.setdefault(row.component_id, {})[local_day(row.start, zone)] = row
+    next_hour = floor_hour(now, zone) + timedelta(hours=1)
+    first_hour = next_hour - timedelta(hours=LATENCY_HOURS)
+    hours: dict[str, dict[datetime, ResultRollupRow]] = {}
+    for row in tx.rollups(HOUR, since=first_hour, until=next_hour):
+        hours.setdefault(row.component_id, {})[row.start] = row
+    titles = _incident_days(incidents, zone, first_day, now=now)
+    window = [first_day + timedelta(days=n) for n in range(UPTIME_DAYS)]
+    hour_starts = [first_hour + timedelta(hours=n) for n in range(LATENCY_HOURS)]
+    views = []
+    for view in components:
+        rows = days.get(view.id, {})
+        cells = tuple(_day_cell(d, rows.get(d), titles.get((view.id, d), ())) for d in window)
+        observed = sum(row.observed_seconds for row in rows.values())
+        downtime = sum(row.downtime_seconds for row in rows.values())
+        by_hour = hours.get(view.id, {})
+        latency = tuple(_latency_point(h, by_hour.get(h)) for h in hour_starts)
+        views.append(
+            dataclasses.replace(
+                view, days=cells, uptime_90d=uptime(observed, downtime), latency=latency
+            )
+        )
+    return tuple(views)
+
+
+def _day_cell(day: date, row: ResultRollupRow | None, titles: Iterable[Words]) -> DayCell:
+    if row is None:
+        return DayCell(day, "no_data", None, tuple(titles))
+    status = row.worst_status or "no_data"
+    return DayCell(day, status, uptime(row.observed_seconds, row.downtime_seconds), tuple(titles))
+
+
+def _latency_point(start: datetime, row: ResultRollupRow | None) -> LatencyPoint:
+    if row is None or not row.latency_count:
+        return LatencyPoint(start, runs=row.runs if row else 0)
+    histogram = load_histogram(row.latency_histogram)
+    return LatencyPoint(
+        start,
+        runs=row.runs,
+        p50_ms=histogram_percentile(histogram, 50, max_ms=row.latency_max_ms),
+        p95_ms=histogram_percentile(histogram, 95, max_ms=row.latency_max_ms),
+        mean_ms=row.latency_sum_ms / row.latency_count,
+    )
+
+
+def _incident_days(
+    incidents: Iterable[IncidentView], zone: ZoneInfo, first_day: date, *, now: datetime
+) -> dict[tuple[str, date], list[Words]]:
+    """The titles of the incidents open on each day from ``first_day``, per component."""
+    titles: dict[tuple[str, date], list[Words]] = {}
+    for incident in sorted(incidents, key=lambda i: (i.started_at, i.id)):
+        day = max(local_day(incident.started_at, zone), first_day)
+        last = local_day(incident.resolved_at or now, zone)
+        while day <= last:
+            for affected in incident.components:
+                titles.setdefault((affected.id, day), []).append(incident.title)
+            day += timedelta(days=1)
+    return titles
 
 
 def _with_volume(
@@ -524,12 +806,19 @@ def render_site(snapshot: SiteSnapshot, settings: Settings, out_dir: Path) -> Pa
     Existing files are overwritten, others left alone: render into an empty folder
     (as :func:`publish_site` does) to get exactly the published tree. Returns ``out_dir``.
     """
+    # These modules build on this one's helpers, hence imported here.
+    from monitor.badges import write_badges
+    from monitor.feeds import render_history, write_feeds
+
     out_dir.mkdir(parents=True, exist_ok=True)
     env = _environment()
     for lang in settings.site.languages:
         _render_language(env, snapshot, settings, out_dir, lang)
+        render_history(env, snapshot, settings, out_dir, lang)
     for name, document in _api_documents(snapshot, settings).items():
         _write(out_dir / name, _dump_json(document))
+    write_feeds(snapshot, settings, out_dir)
+    write_badges(snapshot, settings, out_dir)
     shutil.copyfile(templates_dir() / "style.css", out_dir / "style.css")
     _write(out_dir / ".gitignore", SITE_GITIGNORE)
     return out_dir
@@ -570,6 +859,23 @@ def _render_language(
         _write(out_dir / path, env.get_template(template).render(**context, **extra))
 
 
+#: The page warns that its data may be stale once it is older than this many publish
+#: intervals (its inline script compares the generated time with the reader's clock) ...
+STALE_INTERVALS = 3
+#: ... and never sooner than this: behind the README's cache headers a CDN may serve a
+#: page up to 90 s past its next publish (max-age plus stale-while-revalidate), and the
+#: clocks of readers' phones drift.
+STALE_FLOOR = timedelta(minutes=3)
+
+
+def stale_after(publish_interval: timedelta) -> timedelta:
+    """The age at which the page shows its stale-data warning: :data:`STALE_INTERVALS`
+    publish intervals, at least :data:`STALE_FLOOR`, rounded up to whole minutes (the
+    warning says "over N minutes")."""
+    seconds = max(STALE_INTERVALS * publish_interval, STALE_FLOOR).total_seconds()
+    return timedelta(minutes=math.ceil(seconds / 60))
+
+
 def _page_context(
     snapshot: SiteSnapshot, settings: Settings, lang: str, path: str, page: str
 ) -> dict[str, Any]:
@@ -599,6 +905,7 @@ def _page_context(
         "iso": lambda moment: _iso(moment, zone),
         "word": lambda status: _STATUS_WORDS[lang].get(status, status),
         "symbol": lambda status: _SYMBOLS.get(status, "?"),
+        "stale_after": stale_after(settings.site.publish_interval),
     }
 
 
@@ -776,13 +1083,21 @@ class _StatuspageApi:
 
 
 def publish_site(
-    store: Store, settings: Settings, *, now: datetime, out_dir: Path | None = None
+    store: Store,
+    settings: Settings,
+    *,
+    now: datetime,
+    out_dir: Path | None = None,
+    upload: bool = True,
 ) -> Path:
     """Render the site from ``store`` and swap it in at ``out_dir`` atomically; return the path.
 
     ``out_dir`` defaults to ``settings.site.output_dir`` (relative to the config). The new
     tree is rendered into a sibling folder first; if rendering fails the published tree
     is left as it was and the error propagates (StoreError, OSError, jinja2 errors).
+    With ``upload`` and ``[site.s3]`` set, the swapped-in tree is then mirrored to the
+    bucket (:func:`monitor.upload.upload_site`); its UploadError propagates, the local
+    site staying published.
     """
     target = (
         out_dir if out_dir is not None else settings.resolve_path(settings.site.output_dir)
@@ -805,6 +1120,10 @@ def publish_site(
         len(snapshot.incidents),
         snapshot.overall.indicator,
     )
+    if upload and settings.site.s3 is not None:
+        from monitor.upload import upload_site
+
+        upload_site(target, settings.site.s3)
     return target
 
 

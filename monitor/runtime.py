@@ -36,6 +36,7 @@ from monitor.config import EventSettings, Settings
 from monitor.detect import ComponentChange, record_result
 from monitor.incidents import IncidentAutomation, IncidentEvent
 from monitor.metrics import Metrics, MetricsServer
+from monitor.rollup import catch_up
 from monitor.rules import evaluate as evaluate_rules
 from monitor.social.listen import ListenReport, SocialListener
 from monitor.statements import StatementLibrary
@@ -49,6 +50,9 @@ START_RATE = 50.0
 MAX_BATCH = 200
 #: How often due alert deliveries are looked for.
 DELIVERY_INTERVAL = timedelta(seconds=1)
+#: How often the hourly and daily rollups the page reads are brought up to date, and how
+#: many hours a first rollup (a backfill) does per transaction.
+ROLLUP_INTERVAL = timedelta(minutes=1)
 
 
 def effective_interval(
@@ -326,6 +330,10 @@ class Engine:
             self.listener.on_delivery(report)
         return report
 
+    def rollup(self) -> int:
+        """Bring the hourly and daily rollups up to now (blocking); return rows written."""
+        return catch_up(self.store, self.settings, now=self.clock.now)
+
     def publish(self) -> Path | None:
         """Render the status page (blocking). None when no publisher is configured."""
         if self.publisher is None:
@@ -496,6 +504,15 @@ class _Runner:
             coalesce=True,
             misfire_grace_time=5,
         )
+        self.scheduler.add_job(
+            self._rollup_job,
+            IntervalTrigger(seconds=ROLLUP_INTERVAL.total_seconds()),
+            id="rollup",
+            next_run_time=now,  # a first backfill starts at once
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=30,
+        )
         # Surges change the probing pace when they start and when they end.
         boundaries = {e.start for e in settings.events} | {e.end for e in settings.events}
         for moment in sorted(b for b in boundaries if b > now):
@@ -561,6 +578,9 @@ class _Runner:
     async def _delivery_job(self) -> None:
         await self._in_thread(self.engine.deliver_pending, "alert delivery pass")
 
+    async def _rollup_job(self) -> None:
+        await self._in_thread(self.engine.rollup, "rollup")
+
     async def _publish_loop(self) -> None:
         """Publish every ``publish_interval`` and soon after each state change, until stop.
 
@@ -595,4 +615,5 @@ class _Runner:
     async def _final_steps(self) -> None:
         await self._evaluation_job()
         await self._delivery_job()
+        await self._rollup_job()  # the last page shows the last results
         await self._publish_safely()

@@ -389,6 +389,53 @@ class ComplaintSpikeRow(SQLModel, table=True):
     incident_id: int | None = Field(default=None, foreign_key="incident.id", index=True)
 
 
+class ResultRollupRow(SQLModel, table=True):
+    """One component's probe runs and status summed over one hour or one day of the site's
+    zone; kept by :func:`monitor.rollup.rollup` so that publishing never reads raw results."""
+
+    __tablename__ = "result_rollup"
+
+    component_id: str = Field(primary_key=True, max_length=64)
+    #: ``hour`` or ``day``: hours and days begin at whole hours and midnights of the zone.
+    period: str = Field(primary_key=True, max_length=8)
+    start: datetime = Field(sa_type=UTCDateTime, primary_key=True)
+    #: Runs (a first attempt and its quick re-probes) that began in the period; those whose
+    #: last attempt failed; those that passed but degraded.
+    runs: int = 0
+    failures: int = 0
+    degraded: int = 0
+    #: Response times (last attempt) of the runs that passed: count, sum, maximum, and the
+    #: counts per bucket as JSON ``{"<bucket's upper bound in ms>": count}``.
+    latency_count: int = 0
+    latency_sum_ms: float = 0.0
+    latency_max_ms: float | None = None
+    latency_histogram: str = "{}"
+    #: The worst status during the period; None when nothing is known of it.
+    worst_status: str | None = Field(default=None, max_length=32)
+    #: Seconds of the period (up to the last rollup) the component was watched, and of
+    #: those, seconds in partial or major outage (see :mod:`monitor.rollup`).
+    observed_seconds: float = 0.0
+    downtime_seconds: float = 0.0
+    updated_at: datetime = _ts()
+
+
+class RollupMarkRow(SQLModel, table=True):
+    """How far the rollups got (a single row): what was rolled up last, when, in which zone."""
+
+    __tablename__ = "rollup_mark"
+
+    id: int = Field(default=1, primary_key=True)
+    #: The newest probe result and transition (by id) the rollups have taken in; when
+    #: they last ran (None until the first rollup is done).
+    result_id: int = 0
+    transition_id: int = 0
+    ran_at: datetime | None = _ts(nullable=True)
+    #: Where the first rollup, done in steps, goes on from (None: not started, or done).
+    backfill_at: datetime | None = _ts(nullable=True)
+    #: The zone whose hours and days the rollups follow ("" before the first rollup).
+    zone: str = Field(default="", max_length=64)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -866,3 +913,132 @@ class StoreTx:
         if until is not None:
             query = query.where(col(ComplaintSpikeRow.at) < until)
         return list(self.session.exec(query.order_by(col(ComplaintSpikeRow.at))))
+
+    # -- rollups -------------------------------------------------------------------
+    def rollup_mark(self) -> RollupMarkRow:
+        """The rollups' progress row (created when new), locked on PostgreSQL until the
+        transaction ends, so two rollups never interleave."""
+        row = self.session.get(RollupMarkRow, 1, with_for_update=True)
+        if row is None:
+            row = RollupMarkRow(id=1)
+            self.session.add(row)
+            self.session.flush()
+        return row
+
+    def rollups(
+        self,
+        period: str,
+        *,
+        since: datetime,
+        until: datetime,
+        component_id: str | None = None,
+    ) -> list[ResultRollupRow]:
+        """Rollups of ``period`` (``hour`` or ``day``) starting in ``[since, until)``, by
+        component, then oldest first."""
+        query = select(ResultRollupRow).where(
+            ResultRollupRow.period == period,
+            col(ResultRollupRow.start) >= since,
+            col(ResultRollupRow.start) < until,
+        )
+        if component_id is not None:
+            query = query.where(ResultRollupRow.component_id == component_id)
+        query = query.order_by(col(ResultRollupRow.component_id), col(ResultRollupRow.start))
+        return list(self.session.exec(query))
+
+    def rollup_values(
+        self, period: str, *, since: datetime, until: datetime
+    ) -> list[dict[str, Any]]:
+        """Rollups of ``period`` starting in ``[since, until)`` as plain dicts of their
+        columns (bulk reads build no rows)."""
+        from sqlalchemy import select as select_columns
+
+        table = ResultRollupRow.__table__  # type: ignore[attr-defined]
+        query = select_columns(table).where(
+            table.c.period == period, table.c.start >= since, table.c.start < until
+        )
+        return [dict(row) for row in self.session.connection().execute(query).mappings()]
+
+    def replace_rollups(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store ``rows`` (dicts of every column of :class:`ResultRollupRow`), replacing
+        the stored rollups with the same keys (bulk writes build no rows)."""
+        from sqlalchemy import bindparam, delete, insert
+
+        if not rows:
+            return
+        table = ResultRollupRow.__table__  # type: ignore[attr-defined]
+        keys = [
+            {"k_id": r["component_id"], "k_period": r["period"], "k_start": r["start"]}
+            for r in rows
+        ]
+        connection = self.session.connection()
+        connection.execute(
+            delete(table).where(
+                table.c.component_id == bindparam("k_id"),
+                table.c.period == bindparam("k_period"),
+                table.c.start == bindparam("k_start"),
+            ),
+            keys,
+        )
+        connection.execute(insert(table), list(rows))
+
+    def delete_rollups(self) -> None:
+        """Delete every rollup (they are rebuilt from the results still stored)."""
+        from sqlalchemy import delete
+
+        self.session.execute(delete(ResultRollupRow))
+
+    def last_result_id(self) -> int:
+        """The newest probe result's id (0 when there is none)."""
+        return int(self.session.exec(select(func.max(ProbeResultRow.id))).one() or 0)
+
+    def first_result_at(self) -> datetime | None:
+        """When the oldest stored probe result started."""
+        return self.session.exec(select(func.min(ProbeResultRow.started_at))).one()
+
+    def result_times(self, *, after_id: int) -> list[tuple[int, datetime, int]]:
+        """``(id, started_at, attempt)`` of the results with an id above ``after_id``."""
+        query = select(ProbeResultRow.id, ProbeResultRow.started_at, ProbeResultRow.attempt)
+        query = query.where(col(ProbeResultRow.id) > after_id)
+        return [(int(i or 0), at, attempt) for i, at, attempt in self.session.exec(query)]
+
+    def result_outcomes(
+        self, *, since: datetime, until: datetime
+    ) -> list[tuple[str, str, str, datetime, int, bool, bool, float | None]]:
+        """``(component_id, check_id, region, started_at, attempt, ok, degraded,
+        latency_ms)`` of the results started in ``[since, until)``, in no order: plain
+        tuples for bulk reads (no rows are built)."""
+        from sqlalchemy import select as select_columns  # sqlmodel's types four at most
+
+        query = select_columns(
+            col(ProbeResultRow.component_id),
+            col(ProbeResultRow.check_id),
+            col(ProbeResultRow.region),
+            col(ProbeResultRow.started_at),
+            col(ProbeResultRow.attempt),
+            col(ProbeResultRow.ok),
+            col(ProbeResultRow.degraded),
+            col(ProbeResultRow.latency_ms),
+        ).where(col(ProbeResultRow.started_at) >= since, col(ProbeResultRow.started_at) < until)
+        # The connection's own execute: no ORM loading machinery on a million rows.
+        return list(self.session.connection().execute(query).all())
+
+    def transitions_in(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[TransitionRow]:
+        """Transitions made in ``[since, until)`` with an id above ``after_id``, oldest first."""
+        query = select(TransitionRow)
+        if since is not None:
+            query = query.where(col(TransitionRow.at) >= since)
+        if until is not None:
+            query = query.where(col(TransitionRow.at) < until)
+        if after_id is not None:
+            query = query.where(col(TransitionRow.id) > after_id)
+        query = query.order_by(col(TransitionRow.at), col(TransitionRow.id))
+        if limit is not None:
+            query = query.limit(limit)
+        return list(self.session.exec(query))
