@@ -20,7 +20,7 @@ from xml.etree import ElementTree as ET
 
 from monitor.config import Settings
 from monitor.feeds import xml_text
-from monitor.publish import _STATUS_WORDS, SiteSnapshot, _dump_json, _write
+from monitor.publish import SiteSnapshot, _dump_json, _write, status_word
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,6 @@ def page_badges(snapshot: SiteSnapshot, settings: Settings) -> dict[str, Badge]:
     is the published contract); the page's badge is then left out, with a warning.
     """
     lang = settings.site.languages[0]
-    words = _STATUS_WORDS[lang]
     overall = snapshot.overall
     badges = {
         PAGE_BADGE: Badge(
@@ -190,7 +189,7 @@ def page_badges(snapshot: SiteSnapshot, settings: Settings) -> dict[str, Badge]:
             )
         badges[component.id] = Badge(
             label=component.name.get(lang),
-            message=words.get(component.status, component.status),
+            message=status_word(component.status, lang),
             color=STATUS_COLORS.get(component.status, UNKNOWN_COLOR),
         )
     return badges

@@ -29,50 +29,19 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment
 
 from monitor.config import Settings
-from monitor.i18n import format_duration, format_time, join_names
+from monitor.i18n import format_duration, format_month, format_time, join_names
 from monitor.publish import (
-    _STATUS_WORDS,
-    _UI,
     IncidentView,
+    InterfaceText,
     SiteSnapshot,
     _language_prefix,
     _page_context,
     _write,
+    status_word,
 )
 
 #: The feeds hold the incidents updated most recently, at most this many.
 FEED_LIMIT = 50
-
-_MONTH_NAMES = {
-    "id": (
-        "Januari",
-        "Februari",
-        "Maret",
-        "April",
-        "Mei",
-        "Juni",
-        "Juli",
-        "Agustus",
-        "September",
-        "Oktober",
-        "November",
-        "Desember",
-    ),
-    "en": (
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ),
-}
 
 # Namespaces are declared as plain ``xmlns`` attributes over plain names: ElementTree's
 # own handling cannot write a default namespace beside unqualified attributes, and would
@@ -86,7 +55,7 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 def month_name(year: int, month: int, lang: str) -> str:
     """``September 2026`` in Indonesian and in English."""
-    return f"{_MONTH_NAMES.get(lang, _MONTH_NAMES['en'])[month - 1]} {year}"
+    return format_month(year, month, lang)
 
 
 def xml_text(text: str) -> str:
@@ -219,7 +188,7 @@ def history_feed(snapshot: SiteSnapshot, settings: Settings) -> HistoryFeed:
     )
     return HistoryFeed(
         lang=lang,
-        title=f"{snapshot.title.get(lang)} – {_UI[lang]['history']}",
+        title=f"{snapshot.title.get(lang)} – {InterfaceText(lang).history}",
         author=snapshot.title.get(lang),
         id=_link(base, "history.atom") if base else _urn(snapshot.title.get("id"), "history"),
         page_link=_link(base, "history.html"),
@@ -252,20 +221,21 @@ def _urn(seed: str, name: str) -> str:
 
 def _entry_html(incident: IncidentView, lang: str, zone: ZoneInfo) -> str:
     """The incident's updates, newest first, then its components, as escaped HTML."""
-    words = _STATUS_WORDS[lang]
     parts = []
     for update in reversed(incident.updates):
         message = html.escape(update.message.get(lang)).replace("\n", "<br>")
-        status = html.escape(words.get(update.status, update.status))
+        status = html.escape(status_word(update.status, lang))
         parts.append(
             f"<p><small>{html.escape(format_time(update.at, zone, lang))}</small><br>"
             f"<strong>{status}</strong>{' - ' + message if message else ''}</p>"
         )
     if not incident.updates:
-        parts.append(f"<p><strong>{html.escape(words.get(incident.status, ''))}</strong></p>")
+        parts.append(
+            f"<p><strong>{html.escape(status_word(incident.status, lang, default=''))}</strong></p>"
+        )
     if incident.components:
         names = join_names([c.name.get(lang) for c in incident.components], lang)
-        parts.append(f"<p>{html.escape(_UI[lang]['affected'])}: {html.escape(names)}</p>")
+        parts.append(f"<p>{html.escape(InterfaceText(lang).affected)}: {html.escape(names)}</p>")
     return "".join(parts)
 
 

@@ -38,6 +38,7 @@ import tempfile
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,7 +49,7 @@ from monitor.clock import utc
 from monitor.config import Settings
 from monitor.detect import MAINTENANCE, SEVERITY
 from monitor.fields import LocalizedText
-from monitor.i18n import _MONTHS, format_time
+from monitor.i18n import format_day, format_number, format_time, gettext
 from monitor.resources import templates_dir
 from monitor.rollup import (
     DAY,
@@ -81,29 +82,17 @@ INDICATORS = ("none", "minor", "major", "critical")
 #: What the repository commits as ``site/.gitignore``; written so a publish keeps git clean.
 SITE_GITIGNORE = "*\n!.gitignore\n"
 
-_STATUS_WORDS: dict[str, dict[str, str]] = {
-    "id": {
-        "operational": "Normal",
-        "degraded_performance": "Kinerja menurun",
-        "partial_outage": "Gangguan sebagian",
-        "major_outage": "Gangguan besar",
-        "under_maintenance": "Dalam pemeliharaan",
-        "investigating": "Sedang diselidiki",
-        "identified": "Penyebab ditemukan",
-        "monitoring": "Dipantau",
-        "resolved": "Selesai",
-    },
-    "en": {
-        "operational": "Operational",
-        "degraded_performance": "Degraded performance",
-        "partial_outage": "Partial outage",
-        "major_outage": "Major outage",
-        "under_maintenance": "Under maintenance",
-        "investigating": "Investigating",
-        "identified": "Identified",
-        "monitoring": "Monitoring",
-        "resolved": "Resolved",
-    },
+#: The word of each component and incident status: an English msgid of the catalogs.
+_STATUS_MESSAGES: dict[str, str] = {
+    "operational": "Operational",
+    "degraded_performance": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "under_maintenance": "Under maintenance",
+    "investigating": "Investigating",
+    "identified": "Identified",
+    "monitoring": "Monitoring",
+    "resolved": "Resolved",
 }
 
 #: A text symbol per status, so the status is never told by colour alone.
@@ -126,112 +115,91 @@ _SYMBOLS = {
 
 # The overall description per indicator; "maintenance" is the wording of indicator
 # "none" while some component is under maintenance and none is failing.
-_OVERALL_WORDS: dict[str, dict[str, str]] = {
-    "none": {"id": "Semua layanan berjalan normal", "en": "All Systems Operational"},
-    "maintenance": {"id": "Layanan sedang dalam pemeliharaan", "en": "Service Under Maintenance"},
-    "minor": {"id": "Sebagian layanan terganggu", "en": "Partially Degraded Service"},
-    "major": {"id": "Gangguan besar pada layanan", "en": "Major Service Outage"},
-    "critical": {"id": "Seluruh layanan tidak dapat diakses", "en": "Major System Outage"},
+_OVERALL_MESSAGES: dict[str, str] = {
+    "none": "All Systems Operational",
+    "maintenance": "Service Under Maintenance",
+    "minor": "Partially Degraded Service",
+    "major": "Major Service Outage",
+    "critical": "Major System Outage",
 }
 
-_UI: dict[str, dict[str, str]] = {
-    "id": {
-        "language_name": "Bahasa Indonesia",
-        "components": "Komponen",
-        "active_incidents": "Insiden yang sedang berlangsung",
-        "recent_incidents": f"Insiden {RECENT_DAYS} hari terakhir",
-        "no_recent_incidents": f"Tidak ada insiden dalam {RECENT_DAYS} hari terakhir.",
-        "latest_update": "Pembaruan terakhir",
-        "no_updates": "Belum ada pernyataan.",
-        "details": "Rincian insiden",
-        "affected": "Komponen terdampak",
-        "started": "Mulai",
-        "resolved_at": "Selesai",
-        "timeline": "Kronologi",
-        "generated": "Halaman dibuat",
-        "refresh_note": "Halaman ini diperbarui otomatis setiap 60 detik.",
-        "back": "Kembali ke halaman status",
-        "other_languages": "Bahasa lain",
-        "incident": "Insiden",
-        "api": "API status (JSON)",
-        "planned": "Agenda terjadwal",
-        "public_reports": "Laporan warganet",
-        "public_reports_ratio": "{ratio}× dari biasanya ({per_minute} keluhan per menit).",
-        "public_reports_lag": "Selisih dengan gangguan yang terdeteksi: {minutes} menit.",
-        "planned_surge": "Perkiraan lonjakan pengunjung",
-        "planned_maintenance": "Pemeliharaan terjadwal",
-        "in_progress": "sedang berlangsung",
-        "until": "sampai",
-        "stale_warning": "Data di halaman ini sudah lebih dari {minutes} menit tidak diperbarui; "
-        "pemantauan mungkin terganggu.",
-        "history": "Riwayat insiden",
-        "history_link": "Lihat riwayat semua insiden",
-        "history_feeds": "Ikuti lewat pembaca feed",
-        "no_incidents_month": "Tidak ada insiden yang dilaporkan pada bulan ini.",
-        "duration": "Durasi",
-        "ongoing": "masih berlangsung",
-        "uptime_heading": "Ketersediaan 90 hari terakhir",
-        "uptime_90d": "Ketersediaan 90 hari",
-        "uptime_days": "Ketersediaan harian {name}, 90 hari terakhir",
-        "uptime_no_data": "Tidak ada data",
-        "uptime_start": "90 hari lalu",
-        "uptime_today": "Hari ini",
-        "latency_title": "Waktu respons {name}, 24 jam terakhir (median per jam)",
-        "latency_desc": "Terendah {low}, tertinggi {high}, terakhir {last}.",
-        "latency_p95": "Persentil ke-95 jam terakhir: {p95}.",
-        "latency_none": "Belum ada data waktu respons.",
-        "latency_start": "24 jam lalu",
-        "latency_end": "sekarang",
-    },
-    "en": {
-        "language_name": "English",
-        "components": "Components",
-        "active_incidents": "Active incidents",
-        "recent_incidents": f"Incidents in the last {RECENT_DAYS} days",
-        "no_recent_incidents": f"No incidents in the last {RECENT_DAYS} days.",
-        "latest_update": "Latest update",
-        "no_updates": "No statement yet.",
-        "details": "Incident details",
-        "affected": "Affected components",
-        "started": "Started",
-        "resolved_at": "Resolved",
-        "timeline": "Timeline",
-        "generated": "Page generated",
-        "refresh_note": "This page refreshes itself every 60 seconds.",
-        "back": "Back to the status page",
-        "other_languages": "Other languages",
-        "incident": "Incident",
-        "api": "Status API (JSON)",
-        "planned": "Planned events",
-        "public_reports": "Public reports",
-        "public_reports_ratio": "{ratio}× the usual volume ({per_minute} complaints a minute).",
-        "public_reports_lag": "Lag behind the detected disruption: {minutes} min.",
-        "planned_surge": "Expected traffic surge",
-        "planned_maintenance": "Scheduled maintenance",
-        "in_progress": "in progress",
-        "until": "until",
-        "stale_warning": "This page has not been updated for over {minutes} minutes; "
-        "monitoring may be down.",
-        "history": "Incident history",
-        "history_link": "See the history of all incidents",
-        "history_feeds": "Follow it in a feed reader",
-        "no_incidents_month": "No incidents reported this month.",
-        "duration": "Duration",
-        "ongoing": "still ongoing",
-        "uptime_heading": "Uptime over the last 90 days",
-        "uptime_90d": "90-day uptime",
-        "uptime_days": "Daily uptime of {name}, last 90 days",
-        "uptime_no_data": "No data",
-        "uptime_start": "90 days ago",
-        "uptime_today": "Today",
-        "latency_title": "Response time of {name}, last 24 hours (median per hour)",
-        "latency_desc": "Lowest {low}, highest {high}, latest {last}.",
-        "latency_p95": "95th percentile in the latest hour: {p95}.",
-        "latency_none": "No response times yet.",
-        "latency_start": "24 h ago",
-        "latency_end": "now",
-    },
+#: The page's interface words by the name templates use (``t.<name>``): English msgids of
+#: the catalogs. Placeholders are ``str.format`` fields (``python-brace-format``).
+_UI_MESSAGES: dict[str, str] = {
+    "language_name": "English",
+    "components": "Components",
+    "active_incidents": "Active incidents",
+    "recent_incidents": "Incidents in the last {days} days",
+    "no_recent_incidents": "No incidents in the last {days} days.",
+    "latest_update": "Latest update",
+    "no_updates": "No statement yet.",
+    "details": "Incident details",
+    "affected": "Affected components",
+    "started": "Started",
+    "resolved_at": "Resolved",
+    "timeline": "Timeline",
+    "generated": "Page generated",
+    "refresh_note": "This page refreshes itself every 60 seconds.",
+    "back": "Back to the status page",
+    "other_languages": "Other languages",
+    "incident": "Incident",
+    "api": "Status API (JSON)",
+    "planned": "Planned events",
+    "public_reports": "Public reports",
+    "public_reports_ratio": "{ratio}× the usual volume ({per_minute} complaints a minute).",
+    "public_reports_lag": "Lag behind the detected disruption: {minutes} min.",
+    "planned_surge": "Expected traffic surge",
+    "planned_maintenance": "Scheduled maintenance",
+    "in_progress": "in progress",
+    "until": "until",
+    "stale_warning": "This page has not been updated for over {minutes} minutes; "
+    "monitoring may be down.",
+    "history": "Incident history",
+    "history_link": "See the history of all incidents",
+    "history_feeds": "Follow it in a feed reader",
+    "no_incidents_month": "No incidents reported this month.",
+    "duration": "Duration",
+    "ongoing": "still ongoing",
+    "uptime_heading": "Uptime over the last 90 days",
+    "uptime_90d": "90-day uptime",
+    "uptime_days": "Daily uptime of {name}, last 90 days",
+    "uptime_no_data": "No data",
+    "uptime_start": "90 days ago",
+    "uptime_today": "Today",
+    "latency_title": "Response time of {name}, last 24 hours (median per hour)",
+    "latency_desc": "Lowest {low}, highest {high}, latest {last}.",
+    "latency_p95": "95th percentile in the latest hour: {p95}.",
+    "latency_none": "No response times yet.",
+    "latency_start": "24 h ago",
+    "latency_end": "now",
 }
+
+
+def status_word(status: str, lang: str, *, default: str | None = None) -> str:
+    """The word for a component or incident ``status`` in ``lang``; ``default`` (else the
+    status itself) for a status without one."""
+    message = _STATUS_MESSAGES.get(status)
+    if message is None:
+        return status if default is None else default
+    return gettext(lang, message)
+
+
+class InterfaceText:
+    """The page's interface words in one language: ``ui.components`` is ``Komponen``.
+
+    Reading a name missing from :data:`_UI_MESSAGES` raises AttributeError (which jinja2's
+    StrictUndefined turns into a rendering error).
+    """
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            message = _UI_MESSAGES[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        return gettext(self.lang, message)
 
 
 # -- the snapshot ---------------------------------------------------------------------------
@@ -267,17 +235,14 @@ LATENCY_HOURS = 24
 def uptime_text(ratio: float, lang: str) -> str:
     """``99,95%`` / ``99.95%``: rounded down, so any downtime shows below 100%."""
     hundredths = math.floor(round(ratio * 10000, 6))
-    text = "100" if hundredths >= 10000 else f"{hundredths / 100:.2f}"
-    return (text.replace(".", ",") if lang == "id" else text) + "%"
-
-
-def _day_text(day: date, lang: str) -> str:
-    return f"{day.day} {_MONTHS.get(lang, _MONTHS['en'])[day.month - 1]} {day.year}"
+    if hundredths >= 10000:
+        return "100%"
+    return format_number(Decimal(hundredths).scaleb(-2), "0.00", lang) + "%"
 
 
 def _ms_text(value: float, lang: str) -> str:
-    text = f"{value:,.0f}"
-    return (text.replace(",", ".") if lang == "id" else text) + " ms"
+    """``1.234 ms`` / ``1,234 ms``."""
+    return format_number(value, "#,##0", lang) + " ms"
 
 
 @dataclass(frozen=True)
@@ -294,17 +259,13 @@ class DayCell:
 
     def label(self, lang: str) -> str:
         """``17 Sep 2026: Gangguan besar, 97,91%. Insiden: <title>; <title>``."""
-        words = _UI[lang]
-        status = (
-            words["uptime_no_data"]
-            if self.status == "no_data"
-            else _STATUS_WORDS[lang].get(self.status, self.status)
-        )
-        text = f"{_day_text(self.day, lang)}: {status}"
+        ui = InterfaceText(lang)
+        status = ui.uptime_no_data if self.status == "no_data" else status_word(self.status, lang)
+        text = f"{format_day(self.day, lang)}: {status}"
         if self.uptime is not None:
             text += f", {uptime_text(self.uptime, lang)}"
         if self.incidents:
-            text += f". {words['incident']}: " + "; ".join(t.get(lang) for t in self.incidents)
+            text += f". {ui.incident}: " + "; ".join(t.get(lang) for t in self.incidents)
         return text
 
 
@@ -341,14 +302,14 @@ class LatencyChart:
 
     def describe(self, lang: str) -> str:
         """The chart in words, for its ``<desc>``."""
-        words = _UI[lang]
-        text = words["latency_desc"].format(
+        ui = InterfaceText(lang)
+        text = ui.latency_desc.format(
             low=_ms_text(self.low_ms, lang),
             high=_ms_text(self.high_ms, lang),
             last=_ms_text(self.last_ms, lang),
         )
         if self.last_p95_ms is not None:
-            text += " " + words["latency_p95"].format(p95=_ms_text(self.last_p95_ms, lang))
+            text += " " + ui.latency_p95.format(p95=_ms_text(self.last_p95_ms, lang))
         return text
 
     def top_label(self, lang: str) -> str:
@@ -422,7 +383,7 @@ class ComponentView:
 
     def uptime_label(self, lang: str) -> str:
         if self.uptime_90d is None:
-            return _UI[lang]["uptime_no_data"]
+            return InterfaceText(lang).uptime_no_data
         return uptime_text(self.uptime_90d, lang)
 
 
@@ -790,7 +751,9 @@ def overall_status(
     level = max([level, *impacts])
     indicator = INDICATORS[level]
     key = "maintenance" if level == 0 and "under_maintenance" in statuses else indicator
-    return OverallStatus(indicator=indicator, key=key, description=Words(**_OVERALL_WORDS[key]))
+    message = _OVERALL_MESSAGES[key]
+    description = Words(id=gettext("id", message), en=gettext("en", message))
+    return OverallStatus(indicator=indicator, key=key, description=description)
 
 
 def _iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
@@ -890,12 +853,13 @@ def _page_context(
         "snapshot": snapshot,
         "root": root,
         "home": "../" * page.count("/") + "index.html",
-        "t": _UI[lang],
+        "t": InterfaceText(lang),
+        "recent_days": RECENT_DAYS,
         "title": snapshot.title.get(lang),
         "translations": [
             {
                 "lang": other,
-                "name": _UI[other]["language_name"],
+                "name": InterfaceText(other).language_name,
                 "href": root + _language_prefix(settings, other) + page,
             }
             for other in settings.site.languages
@@ -903,7 +867,7 @@ def _page_context(
         ],
         "when": when,
         "iso": lambda moment: _iso(moment, zone),
-        "word": lambda status: _STATUS_WORDS[lang].get(status, status),
+        "word": lambda status: status_word(status, lang),
         "symbol": lambda status: _SYMBOLS.get(status, "?"),
         "stale_after": stale_after(settings.site.publish_interval),
     }

@@ -32,7 +32,7 @@ from monitor.alerts import incident_url
 from monitor.config import Settings
 from monitor.detect import DEGRADED, MAJOR_OUTAGE, OPERATIONAL, PARTIAL_OUTAGE, SEVERITY
 from monitor.i18n import format_duration, format_percent, format_time
-from monitor.publish import _STATUS_WORDS as STATUS_WORDS
+from monitor.publish import status_word
 from monitor.resources import templates_dir
 from monitor.rules import Evidence, runs_of
 from monitor.statements import Statement
@@ -706,7 +706,7 @@ def _impact_word(report: IncidentReport, lang: str) -> str:
 
 
 def _status_word(status: str, lang: str) -> str:
-    return STATUS_WORDS[lang].get(status, status)
+    return status_word(status, lang)
 
 
 def _impact_row(impact: ComponentImpact, lang: str, when: _When) -> list[str]:

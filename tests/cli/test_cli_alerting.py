@@ -15,6 +15,7 @@ from cli_support import ConfigWriter, Pantau, StubServer, stop_process
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.demo.receiver import AlertReceiver
+from monitor.store import Store
 
 
 @pytest.fixture
@@ -39,6 +40,17 @@ def _login_check(target: StubServer) -> dict[str, object]:
         "timeout": "1s",
         "retries": 0,
     }
+
+
+def _delivered(config: ConfigWriter) -> bool:
+    """True once every delivery in the store has its outcome recorded."""
+    store = Store(f"sqlite:///{config.db}", create=False)
+    try:
+        with store.read() as tx:
+            rows = tx.deliveries()
+        return bool(rows) and all(row.status == "sent" for row in rows)
+    finally:
+        store.close()
 
 
 def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -70,6 +82,9 @@ def test_a_process_killed_mid_incident_sends_nothing_twice_and_loses_no_timeline
     first = pantau.popen("-c", path, "run")
     try:
         assert _wait(lambda: len(receiver.messages) >= 1, 20), "no firing alert"
+        # Killed after the outcome is recorded: a kill between sending and recording leaves
+        # the delivery "sending" (at most once: shown by status, never resent).
+        assert _wait(lambda: _delivered(config), 10), "the delivery was never recorded"
     finally:
         stop_process(first)  # kill -9, mid-incident
     # Restarted while login still fails: the alert is firing already, nothing is resent.

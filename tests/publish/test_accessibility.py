@@ -21,8 +21,8 @@ from monitor.publish import publish_site
 from monitor.store import Store
 
 SERIOUS = {"serious", "critical"}
-#: Violations known and left to a decision, each checked by a strict xfail below.
-KNOWN = {"meta-refresh"}
+#: Violations known and left to a decision (none now).
+KNOWN: set[str] = set()
 
 
 @pytest.fixture(scope="module")
@@ -91,16 +91,11 @@ def test_no_page_has_a_serious_accessibility_violation(
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the page keeps <meta http-equiv=refresh content=60> (no-JS readers get fresh "
-    "status), which axe rates critical: WCAG 2.2.1, failure F41 - a screen-reader user loses "
-    "their place every minute. Left to the lead; remove KNOWN and this test once decided.",
-)
 def test_the_page_does_not_reload_itself_under_the_reader(
     driver: webdriver.Chrome, wave_store: Store, settings: Settings, now: datetime, tmp_path: Path
 ) -> None:
+    """WCAG 2.2.1: no meta refresh with scripts on (the script reloads only an idle page;
+    the meta refresh is for readers without JavaScript, inside <noscript>)."""
     site = publish_site(wave_store, settings, now=now, out_dir=tmp_path / "site")
     driver.get((site / "index.html").as_uri())
     only = '{"runOnly": {"type": "rule", "values": ["meta-refresh"]}}'

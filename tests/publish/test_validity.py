@@ -462,7 +462,7 @@ def test_the_inline_script_is_the_same_everywhere_so_one_csp_hash_allows_it(site
     scripts = {script for page in pages for script in page.scripts}
     assert len(scripts) == 1
     (script,) = scripts
-    assert len(script.encode("utf-8")) < 500
+    assert len(script.encode("utf-8")) < 1000  # a few lines, inline
     digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert set(re.findall(r"'sha256-([A-Za-z0-9+/=]+)'", readme)) <= {digest}
