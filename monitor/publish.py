@@ -144,6 +144,8 @@ _UI_MESSAGES: dict[str, str] = {
     "other_languages": "Other languages",
     "incident": "Incident",
     "api": "Status API (JSON)",
+    "only_id": "This statement is only available in Indonesian.",
+    "only_en": "This statement is only available in English.",
     "planned": "Planned events",
     "public_reports": "Public reports",
     "public_reports_ratio": "{ratio}× the usual volume ({per_minute} complaints a minute).",

@@ -445,7 +445,11 @@ def test_english_index_falls_back_to_the_indonesian_statement_and_marks_its_lang
     message = root.find("p", **{"class": "msg"})
     assert message.attrs["lang"] == "id"
     assert words(message.text()) == "Lalu lintas sangat tinggi. Kami menambah kapasitas."
+    note = root.find("p", **{"class": "note"})
+    assert words(note.text()) == "This statement is only available in Indonesian."
     assert "Identified, 17 Sep 2026, 13:50 WIB" in words(root.find("article").text())
+    indonesian, _ = parse_page(site / "index.html")
+    assert indonesian.find_all("p", **{"class": "note"}) == []  # given in Indonesian: no note
 
 
 def test_index_lists_incidents_of_the_last_14_days(site: Path) -> None:
