@@ -118,6 +118,9 @@ class StorageSettings(_Frozen):
 
     #: SQLAlchemy URL: ``sqlite:///pantau.db`` or ``postgresql+psycopg://user:${PGPASSWORD}@host/db``.
     url: SecretText = Field(default="sqlite:///pantau.db", validate_default=True)
+    #: Days raw probe results are kept; older ones are deleted once rolled up (the hourly
+    #: and daily rollups, which the page reads, are kept for the whole programme).
+    raw_days: int = Field(default=14, ge=1, le=3650)
 
 
 class ComponentSettings(_Frozen):

@@ -376,15 +376,41 @@ def backfilling(tx: StoreTx) -> bool:
 BACKFILL_HOURS = 24
 
 
+#: Raw results deleted per transaction when pruning.
+PRUNE_BATCH = 20_000
+
+
 def catch_up(store: Store, settings: Settings, *, now: Callable[[], datetime]) -> int:
     """Bring the rollups up to ``now()``, a backfill :data:`BACKFILL_HOURS` hours per
-    transaction; the rows written."""
+    transaction, then prune raw results older than ``[storage] raw_days``; the rollup
+    rows written."""
     written = 0
     while True:
         with store.tx() as tx:
             written += rollup(tx, settings, now=now(), max_hours=BACKFILL_HOURS)
             if not backfilling(tx):
-                return written
+                break
+    while prune(store, settings, now=now()) == PRUNE_BATCH:
+        pass
+    return written
+
+
+def prune(store: Store, settings: Settings, *, now: datetime) -> int:
+    """Delete one batch of raw results older than ``[storage] raw_days`` that the rollups
+    have taken in (never during a backfill, never one not rolled up yet); the number
+    deleted. Pages and the uptime bars read the rollups, which are kept."""
+    with store.tx() as tx:
+        mark = tx.rollup_mark()
+        if mark.ran_at is None:
+            return 0
+        horizon = now - timedelta(days=settings.storage.raw_days)
+        # Only whole hours that the last rollup closed: the hour of a re-probe may still move.
+        settled = floor_hour(mark.ran_at, settings.site.zone) - retry_reach(settings)
+        before = min(horizon, settled)
+        deleted = tx.delete_results_before(before, up_to_id=mark.result_id, limit=PRUNE_BATCH)
+    if deleted:
+        log.info("pruned raw results count=%s before=%s", deleted, before.isoformat())
+    return deleted
 
 
 def _write(tx: StoreTx, settings: Settings, hours: list[datetime], *, now: datetime) -> int:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, event, func, update
+from sqlalchemy import Index, UniqueConstraint, delete, event, func, update
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -1042,3 +1042,18 @@ class StoreTx:
         if limit is not None:
             query = query.limit(limit)
         return list(self.session.exec(query))
+
+    def delete_results_before(self, moment: datetime, *, up_to_id: int, limit: int) -> int:
+        """Delete at most ``limit`` results that started before ``moment`` with an id of at
+        most ``up_to_id``, oldest first; the number deleted."""
+        doomed = (
+            select(ProbeResultRow.id)
+            .where(col(ProbeResultRow.started_at) < moment, col(ProbeResultRow.id) <= up_to_id)
+            .order_by(col(ProbeResultRow.id))
+            .limit(limit)
+        )
+        ids = [int(i) for i in self.session.exec(doomed) if i is not None]
+        if not ids:
+            return 0
+        self.session.execute(delete(ProbeResultRow).where(col(ProbeResultRow.id).in_(ids)))
+        return len(ids)
