@@ -65,3 +65,12 @@ def utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def floor_time(moment: datetime, step: timedelta) -> datetime:
+    """The start of the ``step``-long slot holding ``moment``, on a grid from the Unix
+    epoch (so slots of complaint counts and spike buckets line up everywhere)."""
+    return _EPOCH + ((utc(moment) - _EPOCH) // step) * step

@@ -32,12 +32,13 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import accumulate
 
 from sqlalchemy import or_
 from sqlmodel import col, select
 
+from monitor.clock import floor_time
 from monitor.config import Settings, SocialSettings
 from monitor.detect import DEGRADED, MAJOR_OUTAGE, OPERATIONAL, PARTIAL_OUTAGE
 from monitor.report import SocialSummary
@@ -60,7 +61,6 @@ SEEN_AS_UP = (OPERATIONAL, DEGRADED)
 PROBE_GRACE = timedelta(minutes=10)
 #: Counts behind the baseline.
 HISTORY = timedelta(days=28)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
 #: Spikes stamped at a window's end itself belong to the window.
 _EPSILON = timedelta(microseconds=1)
@@ -155,15 +155,10 @@ def baseline(
     from the first stored minute on, minutes with no stored count count as 0. With no
     counts at all the detector has seen nothing and expects 0 everywhere.
     """
-    counts = tx.counts(since=_floor(until - history, bucket), until=until)
+    counts = tx.counts(since=floor_time(until - history, bucket), until=until)
     detector = SpikeDetector(bucket=bucket)
-    _Complaints(counts, bucket).feed(detector, stop=_floor(until, bucket))
+    _Complaints(counts, bucket).feed(detector, stop=floor_time(until, bucket))
     return detector
-
-
-def _floor(at: datetime, bucket: timedelta) -> datetime:
-    """The start of the bucket holding ``at`` (buckets on a grid from the Unix epoch)."""
-    return at - (at - _EPOCH) % bucket
 
 
 class _Complaints:
@@ -176,7 +171,7 @@ class _Complaints:
         self._sums = list(accumulate(counts.values(), initial=0))
         totals: dict[datetime, int] = {}
         for minute, count in counts.items():
-            start = _floor(minute, bucket)
+            start = floor_time(minute, bucket)
             totals[start] = totals.get(start, 0) + count
         self._totals = totals
         self._buckets = sorted(totals)
@@ -189,7 +184,7 @@ class _Complaints:
 
     def peak_per_minute(self, start: datetime, end: datetime) -> float:
         """The rate per minute of the busiest bucket overlapping ``[start, end)``."""
-        first = bisect.bisect_left(self._buckets, _floor(start, self.bucket))
+        first = bisect.bisect_left(self._buckets, floor_time(start, self.bucket))
         last = max(bisect.bisect_left(self._buckets, end), first)
         peak = max((self._totals[at] for at in self._buckets[first:last]), default=0)
         return peak / (self.bucket / _MINUTE)
@@ -224,7 +219,7 @@ class _Complaints:
 
 def _expected(detector: SpikeDetector, start: datetime, end: datetime, bucket: timedelta) -> float:
     """The baseline summed over ``[start, end)``, partial buckets pro rata."""
-    total, at = 0.0, _floor(start, bucket)
+    total, at = 0.0, floor_time(start, bucket)
     while at < end:
         inside = min(at + bucket, end) - max(at, start)
         total += detector.expected(at) * (inside / bucket)
@@ -256,8 +251,8 @@ def correlate_incident(
     bucket, start = settings.social.bucket, incident.started_at
     end = max(min(incident.resolved_at or now, now), start)
     after_end = min(end + span, now) if incident.resolved_at is not None else end
-    warm_until = _floor(start - span, bucket)
-    counts = tx.counts(since=_floor(warm_until - HISTORY, bucket), until=after_end)
+    warm_until = floor_time(start - span, bucket)
+    counts = tx.counts(since=floor_time(warm_until - HISTORY, bucket), until=after_end)
     if not counts:
         return None
     complaints = _Complaints(counts, bucket)
@@ -309,8 +304,8 @@ def _spike_onset(
     """The first spike onset in ``[since, until]``: stored, or found by feeding
     ``detector`` on (from where it stopped) through the buckets complete by ``now``."""
     bucket = complaints.bucket
-    stop = min(_floor(now, bucket), _floor(until, bucket) + bucket)
-    found = complaints.feed(detector, start=_floor(since, bucket), stop=stop)
+    stop = min(floor_time(now, bucket), floor_time(until, bucket) + bucket)
+    found = complaints.feed(detector, start=floor_time(since, bucket), stop=stop)
     stored = [row.at for row in tx.spikes(since=since, until=until + _EPSILON)]
     return min((at for at in [*found, *stored] if since <= at <= until), default=None)
 

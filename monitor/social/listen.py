@@ -15,9 +15,9 @@ import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
-from monitor.clock import Clock
+from monitor.clock import Clock, floor_time
 from monitor.config import Settings
 from monitor.correlate import baseline, is_blind_spot
 from monitor.social.sources import MINUTE, Source, build_sources, record_poll
@@ -38,12 +38,6 @@ class ListenReport:
     skipped: list[str] = field(default_factory=list)
     posts_added: int = 0
     spikes: list[ComplaintSpikeRow] = field(default_factory=list)
-
-
-def floor_time(moment: datetime, step: timedelta) -> datetime:
-    """``moment`` rounded down to a multiple of ``step`` since the epoch (UTC)."""
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return epoch + ((moment - epoch) // step) * step
 
 
 class SocialListener:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from monitor.clock import floor_time
 from monitor.social.classify import classify
 from monitor.store import ComplaintPostRow, StoreTx
 
@@ -54,7 +55,6 @@ def minute_of(when: datetime) -> datetime:
 
 
 MINUTE = timedelta(minutes=1)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def slot_of(when: datetime, resolution: timedelta = MINUTE) -> datetime:
@@ -62,8 +62,7 @@ def slot_of(when: datetime, resolution: timedelta = MINUTE) -> datetime:
     spike buckets are shorter than a minute (the demo's seconds-long buckets)."""
     if resolution >= MINUTE:
         return minute_of(when)
-    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-    return _EPOCH + ((when - _EPOCH) // resolution) * resolution
+    return floor_time(when, resolution)
 
 
 # X's and some exports' language codes that differ from ISO 639-1 (X keeps "in" for
