@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 from monitor.clock import utc
 from monitor.config import Settings
 from monitor.detect import MAJOR_OUTAGE, OPERATIONAL, PARTIAL_OUTAGE, SEVERITY
+from monitor.rules import attempt_runs
 from monitor.store import RollupMarkRow, Store, StoreTx, TransitionRow
 
 log = logging.getLogger(__name__)
@@ -305,18 +306,11 @@ _Outcome = tuple[str, str, str, datetime, int, bool, bool, float | None]
 
 def fold_runs(outcomes: list[_Outcome]) -> Iterator[tuple[str, datetime, bool, bool, float | None]]:
     """``(component_id, started_at, ok, degraded, latency_ms)`` per run of the outcomes
-    (:meth:`StoreTx.result_outcomes`), as :func:`monitor.rules.runs_of` folds attempts: a
-    run starts at an attempt 1 and takes the outcome of its last attempt."""
-    outcomes.sort(key=itemgetter(1, 2, 3, 4))  # check, region, time, attempt
-    first: _Outcome | None = None
-    last: _Outcome | None = None
-    for outcome in outcomes:
-        if first is None or outcome[4] <= 1 or outcome[1:3] != first[1:3]:
-            if first is not None and last is not None:
-                yield first[0], first[3], last[5], last[6], last[7]
-            first = outcome
-        last = outcome
-    if first is not None and last is not None:
+    (:meth:`StoreTx.result_outcomes`), folded as :func:`monitor.rules.attempt_runs` folds
+    attempts: a run starts at an attempt 1 and takes the outcome of its last attempt."""
+    for first, last in attempt_runs(
+        outcomes, series=itemgetter(1, 2), order=itemgetter(3, 4), attempt=itemgetter(4)
+    ):
         yield first[0], first[3], last[5], last[6], last[7]
 
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from monitor.config import AlertRule, Settings
 from monitor.store import CheckStateRow, ProbeResultRow, StoreTx
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,24 +35,39 @@ class Run:
     latency_ms: float | None
 
 
+def attempt_runs(
+    attempts: Iterable[T],
+    *,
+    series: Callable[[T], Any],
+    order: Callable[[T], Any],
+    attempt: Callable[[T], int],
+) -> Iterator[tuple[T, T]]:
+    """``(first, last)`` attempt of each run: within each ``series`` (a check in a region)
+    taken in ``order`` (time, attempt), a run starts at an attempt 1 and ends before the
+    next. The one way attempts are folded, for rows here and for bulk tuples in rollups."""
+    first: T | None = None
+    last: T | None = None
+    for item in sorted(attempts, key=lambda a: (series(a), order(a))):
+        if first is None or attempt(item) <= 1 or series(item) != series(first):
+            if first is not None and last is not None:
+                yield first, last
+            first = item
+        last = item
+    if first is not None and last is not None:
+        yield first, last
+
+
 def runs_of(rows: Iterable[ProbeResultRow]) -> list[Run]:
-    """Fold stored attempts into runs (rows in any order)."""
-    by_series: dict[tuple[str, str], list[ProbeResultRow]] = defaultdict(list)
-    for row in rows:
-        by_series[(row.check_id, row.region)].append(row)
-    runs: list[Run] = []
-    for series in by_series.values():
-        series.sort(key=lambda r: (r.started_at, r.attempt))
-        first: ProbeResultRow | None = None
-        last: ProbeResultRow | None = None
-        for row in series:
-            if row.attempt <= 1 or first is None:
-                if first is not None and last is not None:
-                    runs.append(_run(first, last))
-                first = row
-            last = row
-        if first is not None and last is not None:
-            runs.append(_run(first, last))
+    """Fold stored attempts into runs (rows in any order), oldest first."""
+    runs = [
+        _run(first, last)
+        for first, last in attempt_runs(
+            rows,
+            series=lambda r: (r.check_id, r.region),
+            order=lambda r: (r.started_at, r.attempt),
+            attempt=lambda r: r.attempt,
+        )
+    ]
     runs.sort(key=lambda r: r.started_at)
     return runs
 
