@@ -366,35 +366,45 @@ def _probe_onset(
 # -- blind spots ----------------------------------------------------------------------------
 
 
-def is_blind_spot(tx: StoreTx, settings: Settings, *, at: datetime) -> bool:
-    """True when the probes see every configured component up at ``at``.
+def is_blind_spot(
+    tx: StoreTx, settings: Settings, *, at: datetime, since: datetime | None = None
+) -> bool:
+    """True when the probes saw every configured component up all through ``[since, at]``
+    (at the moment ``at`` alone when ``since`` is not given).
 
     Up is ``operational`` or ``degraded_performance`` (a complaint spike then is
-    something the probes do not see), by the component's current state when it has held
-    since before ``at``, else by the transition in effect then; and no incident open at
-    ``at`` names a component as in an outage. ``under_maintenance`` is not a blind spot.
+    something the probes do not see), by the component's state at ``since`` (its current
+    state when it has held since before then, else the transition in effect) and every
+    transition within the window; and no incident open during the window names a
+    component as in an outage. ``under_maintenance`` is not a blind spot.
     """
+    since = at if since is None else min(since, at)
     states = tx.component_states()
     for component in settings.components:
         state = states.get(component.id)
-        if state is not None and state.since <= at:
+        if state is not None and state.since <= since:
             status = state.status
         else:
-            row = tx.transition_at(component.id, at)
+            row = tx.transition_at(component.id, since)
             status = row.to_status if row is not None else OPERATIONAL
         if status not in SEEN_AS_UP:
             return False
-    return not _incident_names_outage(tx, at)
+    known = {component.id for component in settings.components}
+    within = tx.transitions_in(since=since, until=at + timedelta(microseconds=1))
+    if any(t.component_id in known and t.to_status not in SEEN_AS_UP for t in within):
+        return False
+    return not _incident_names_outage(tx, since, at)
 
 
-def _incident_names_outage(tx: StoreTx, at: datetime) -> bool:
-    """Whether an incident open at ``at`` names a component as in an outage."""
+def _incident_names_outage(tx: StoreTx, since: datetime, at: datetime) -> bool:
+    """Whether an incident open at some moment of ``[since, at]`` names a component as
+    in an outage."""
     query = (
         select(IncidentComponentRow.component_id)
         .join(IncidentRow, col(IncidentRow.id) == col(IncidentComponentRow.incident_id))
         .where(
             col(IncidentRow.started_at) <= at,
-            or_(col(IncidentRow.resolved_at).is_(None), col(IncidentRow.resolved_at) > at),
+            or_(col(IncidentRow.resolved_at).is_(None), col(IncidentRow.resolved_at) > since),
             col(IncidentComponentRow.status).in_(OUTAGE),
         )
         .limit(1)

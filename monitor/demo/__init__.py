@@ -191,7 +191,7 @@ async def _drive(
         )
         watcher = asyncio.create_task(story.watch())
         assert cfg.social.file is not None
-        public = asyncio.create_task(stream_posts(cfg.social.file, site, stop))
+        public = asyncio.create_task(stream_posts(cfg.social.file, story.upset, stop))
         await engine.run(duration=DEADLINE, stop=stop)
         watcher.cancel()
         public.cancel()
@@ -219,6 +219,8 @@ class _Story:
         self.complete = False
         self.spike_seen = False
         self._surge_seen = False
+        #: Set once the probes see the site failing: the public's complaints follow.
+        self.upset = asyncio.Event()
 
     def on_outcome(self, outcome: ProbeOutcome) -> None:
         if not self._surge_seen and self.site.surging():
@@ -234,6 +236,8 @@ class _Story:
                 else ""
             )
             self._say(f"{c.component_id}: {c.from_status} -> {c.to_status}{why}")
+            if c.to_status in ("partial_outage", "major_outage"):
+                self.upset.set()
         if outcome.incident is not None:
             event = outcome.incident
             self._say(f"incident #{event.incident_id} {event.event}: {event.title}")
@@ -316,7 +320,13 @@ def _print_correlation(cfg: Settings, store: Store, console: Console) -> None:
         found = correlate_incident(tx, cfg, incidents[-1].id, now=SystemClock().now())
     if found is None:
         return
-    lag = f", {found.lag.total_seconds():+.0f}s after the probes" if found.lag is not None else ""
+    lag = ""
+    if found.lag is not None:
+        seconds = found.lag.total_seconds()
+        if abs(seconds) < SOCIAL_BUCKET.total_seconds():  # counts are per bucket
+            lag = f", within one {SOCIAL_BUCKET.total_seconds():g}s bucket of the probes"
+        else:
+            lag = f", {abs(seconds):.0f}s {'after' if seconds > 0 else 'before'} the probes"
     ratio = f"{found.during.ratio:.1f}x normal" if found.during.ratio else "no baseline"
     console.print(
         f"Public reports during incident #{found.incident_id}: {found.during.complaints} "

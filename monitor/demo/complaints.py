@@ -14,7 +14,6 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from monitor.demo.site import SimulatedSite
 from monitor.social.sources import slot_of
 from monitor.store import Store
 
@@ -55,16 +54,18 @@ def seed_history(
 
 async def stream_posts(
     path: Path,
-    site: SimulatedSite,
+    upset: asyncio.Event,
     stop: asyncio.Event,
     *,
-    delay: float = 2.0,
+    delay: float = 1.0,
     per_second: float = 4.0,
     burst: float = 8.0,
     seed: int = 9,
 ) -> None:
     """Append posts to ``path`` until ``stop``: calm ones now and then, and a burst of
-    complaints starting ``delay`` seconds after the site starts failing."""
+    complaints starting ``delay`` seconds after ``upset`` is set (the demo sets it when
+    the site's failure is seen, so the public trails the probes whatever the machine's
+    speed)."""
     rng = random.Random(seed)
     failing_since: float | None = None
     counter = 0
@@ -72,7 +73,7 @@ async def stream_posts(
     with path.open("a", encoding="utf-8") as out:
         while not stop.is_set():
             now = loop.time()
-            if failing_since is None and site.surging():
+            if failing_since is None and upset.is_set():
                 failing_since = now
             bursting = failing_since is not None and delay <= now - failing_since < delay + burst
             if bursting:

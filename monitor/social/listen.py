@@ -107,8 +107,11 @@ class SocialListener:
             return None  # recorded before a restart
         posts = tx.posts(since=start, until=start + self.bucket, complaints_only=True)
         topics = Counter(t for p in posts for t in p.topics.split(",") if t)
-        # Were the probes failing when the bucket closed? (Complaints usually trail failures.)
-        blind = is_blind_spot(tx, self.settings, at=min(start + self.bucket, now))
+        # Did the probes see a failure during the bucket or the one before it? Complaints
+        # trail failures, and an outage that ended as the bucket began still explains them.
+        blind = is_blind_spot(
+            tx, self.settings, since=start - self.bucket, at=min(start + self.bucket, now)
+        )
         row = tx.add_spike(
             ComplaintSpikeRow(
                 at=start,

@@ -421,6 +421,34 @@ def test_a_blind_spot_is_every_component_up(
 
 
 @pytest.mark.parametrize(
+    ("since", "at", "blind"),
+    [(-5, -1, True), (-5, 0, False), (2, 8, False), (30, 40, False), (37, 45, True)],
+)
+def test_a_blind_spot_holds_through_the_whole_window(
+    store: Store, settings: Settings, since: int, at: int, blind: bool
+) -> None:
+    """Failing at any moment of the window (from its start, by a transition within it, or
+    by an incident open during it) is no blind spot."""
+    _incident(store, end=T0 + timedelta(minutes=36))
+
+    with store.read() as tx:
+        window = {"since": T0 + since * MINUTE, "at": T0 + at * MINUTE}
+        assert is_blind_spot(tx, settings, **window) is blind
+
+
+def test_a_brief_failure_inside_the_window_is_no_blind_spot(
+    store: Store, settings: Settings
+) -> None:
+    with store.tx() as tx:
+        tx.set_component_status("login", "major_outage", at=T0 + MINUTE, cause="HTTP 503")
+        tx.set_component_status("login", "operational", at=T0 + 2 * MINUTE, cause="recovered")
+    with store.read() as tx:
+        assert is_blind_spot(tx, settings, at=T0 + 3 * MINUTE)
+        assert not is_blind_spot(tx, settings, since=T0, at=T0 + 3 * MINUTE)
+        assert is_blind_spot(tx, settings, since=T0 + 2 * MINUTE, at=T0 + 3 * MINUTE)
+
+
+@pytest.mark.parametrize(
     ("status", "blind"),
     [("degraded_performance", True), ("under_maintenance", False), ("partial_outage", False)],
 )

@@ -145,6 +145,28 @@ def test_a_spike_during_an_outage_is_confirmed_and_noted_on_the_incident(
     assert volume["label"] == "confirmed"
 
 
+@pytest.mark.parametrize(("recovered_after", "label"), [(30, "confirmed"), (-90, "blind_spot")])
+def test_complaints_trailing_a_short_outage_are_confirmed(
+    tmp_path: Path, store: Store, clock: ManualClock, recovered_after: int, label: str
+) -> None:
+    """The login page failed briefly and was up again before the spike's bucket closed:
+    the complaints trail that outage (confirmed). One that ended more than a bucket
+    before is no explanation (a blind spot)."""
+    settings = _settings(tmp_path)
+    listener = SocialListener(settings, store, clock=clock)
+    path = tmp_path / "posts.jsonl"
+    _minutes(listener, clock, path, CALM, 5)
+    bucket_start = clock.now()
+    with store.tx() as tx:
+        down = bucket_start + timedelta(seconds=min(recovered_after, 0) - 20)
+        tx.set_component_status("login", "major_outage", at=down, cause="probes")
+        up = bucket_start + timedelta(seconds=recovered_after)
+        tx.set_component_status("login", "operational", at=up, cause="recovered")
+    (spike,) = _minutes(listener, clock, path, ANGRY, 2)
+    assert spike.at == bucket_start
+    assert spike.label == label
+
+
 def test_a_restarted_listener_does_not_record_a_spike_twice(
     tmp_path: Path, store: Store, clock: ManualClock
 ) -> None:
