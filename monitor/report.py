@@ -5,8 +5,9 @@ Two steps:
 * :func:`build_report` reads one incident and everything measured around it in one
   transaction and returns frozen, plain data (:class:`IncidentReport`): the timeline,
   per-component impact computed from the component transitions, the worst minute of
-  errors, the statements published (with their X posts), what engineers were alerted,
-  and the social signal when there is one;
+  errors (the worst hour, from the hourly rollups, once the raw results of the incident's
+  window are gone: see :func:`_peak_error_rate`), the statements published (with their
+  X posts), what engineers were alerted, and the social signal when there is one;
 * :func:`render_markdown` and :func:`render_html` show it in Indonesian or English,
   every time in the site's zone. Text from outside (statements, titles, authors,
   errors) is escaped in both: HTML by jinja2's autoescape, Markdown by
@@ -22,7 +23,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -34,11 +35,13 @@ from monitor.detect import DEGRADED, MAJOR_OUTAGE, OPERATIONAL, PARTIAL_OUTAGE, 
 from monitor.i18n import format_duration, format_percent, format_time
 from monitor.publish import status_word
 from monitor.resources import templates_dir
+from monitor.rollup import HOUR, floor_hour
 from monitor.rules import Evidence, runs_of
 from monitor.statements import Statement
 from monitor.store import (
     AlertDeliveryRow,
     IncidentUpdateRow,
+    ResultRollupRow,
     StoreTx,
     TransitionRow,
     XPostRow,
@@ -47,13 +50,14 @@ from monitor.store import (
 LANGUAGES = ("id", "en")
 #: Statuses that count as impact (the public could not use the component).
 OUTAGE = (PARTIAL_OUTAGE, MAJOR_OUTAGE)
-#: A minute needs this many probe runs to count for the peak error rate.
+#: A minute (or an hour) needs this many probe runs to count for the peak error rate.
 PEAK_MIN_RUNS = 2
 X_STATUS_URL = "https://x.com/i/web/status/{}"
 MESSAGE_KINDS = ("firing", "update", "reminder", "resolved")
 DELIVERY_STATUSES = ("sent", "failed", "pending", "sending")
 #: Results stamped at the window's end itself belong to the window.
 _EPSILON = timedelta(microseconds=1)
+_ONE_HOUR = timedelta(hours=1)
 
 
 # -- the report's data -------------------------------------------------------------------
@@ -81,14 +85,20 @@ class ComponentImpact:
 
 @dataclass(frozen=True, slots=True)
 class PeakErrorRate:
-    """The worst one-minute bucket of probe runs of one component during the incident."""
+    """The worst one-minute bucket of probe runs of one component during the incident; the
+    worst hour (of the hourly rollups) when the raw results of the window are gone."""
 
     ratio: float
-    #: The start of the minute, in the site's zone.
+    #: The start of the minute (or hour), in the site's zone.
     at: datetime
     component_id: str
     runs: int
     failures: int
+    #: ``minute`` from the raw results; ``hour`` from the hourly rollups, once raw results
+    #: of the incident's window were deleted (``[storage] raw_days``).
+    resolution: Literal["minute", "hour"] = "minute"
+    #: For hourly figures: how many days raw results are kept (said in the report).
+    raw_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +255,14 @@ def build_report(
             _component_impact(tx, settings, cid, start=start, end=end, zone=zone)
             for cid in component_ids
         ),
-        peak=_peak_error_rate(tx, component_ids, start=start, end=end, zone=zone),
+        peak=_peak_error_rate(
+            tx,
+            component_ids,
+            start=start,
+            end=end,
+            zone=zone,
+            raw_days=settings.storage.raw_days,
+        ),
         statements=_statements(timeline, tx.x_posts(incident_id=incident_id)),
         alerts=_alert_summary(tx.deliveries(incident_id=incident_id), zone),
         social=social,
@@ -356,9 +373,68 @@ def _peak_error_rate(
     start: datetime,
     end: datetime,
     zone: ZoneInfo,
+    raw_days: int,
+) -> PeakErrorRate | None:
+    """The worst minute of the incident's components (:func:`_peak_minute`), or their
+    worst hour (:func:`_peak_hour`) when raw results of the window were deleted after
+    ``[storage] raw_days`` (:func:`monitor.rollup.prune`): minutes of what is left would
+    understate the peak, or find none."""
+    oldest = tx.first_result_at()
+    if oldest is not None and oldest <= start:  # pruning deletes the oldest results first
+        return _peak_minute(tx, component_ids, start=start, end=end, zone=zone)
+    hours = [
+        row
+        for cid in component_ids
+        for row in tx.rollups(
+            HOUR,
+            since=floor_hour(start, zone),
+            until=max(end, start + _EPSILON),
+            component_id=cid,
+        )
+    ]
+    if not _raw_results_pruned(tx, hours, oldest):
+        return _peak_minute(tx, component_ids, start=start, end=end, zone=zone)
+    return _peak_hour(hours, zone=zone, raw_days=raw_days)
+
+
+def _raw_results_pruned(
+    tx: StoreTx, hours: Sequence[ResultRollupRow], oldest: datetime | None
+) -> bool:
+    """Whether some of the runs these hourly rollups counted have no raw results any more:
+    an hour with runs before the ``oldest`` raw result still stored, or, for the hour that
+    holds it, fewer runs left in the raw results than the rollup counted. (A store that
+    began probing after the incident started has no such hour.)"""
+    for row in hours:
+        if not row.runs or (oldest is not None and row.start > oldest):
+            continue
+        if oldest is None or row.start + _ONE_HOUR <= oldest:
+            return True
+        kept = tx.results(
+            component_id=row.component_id, since=row.start, until=row.start + _ONE_HOUR
+        )
+        if len(runs_of(kept)) < row.runs:
+            return True
+    return False
+
+
+def _best(candidates: Sequence[PeakErrorRate]) -> PeakErrorRate | None:
+    """The highest share of failed runs; ties go to more failures, then to the earlier
+    bucket, then to the component id."""
+    if not candidates:
+        return None
+    return min(candidates, key=lambda p: (-p.ratio, -p.failures, p.at, p.component_id))
+
+
+def _peak_minute(
+    tx: StoreTx,
+    component_ids: Sequence[str],
+    *,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
 ) -> PeakErrorRate | None:
     """The minute with the highest share of failed runs (at least :data:`PEAK_MIN_RUNS`),
-    per component; ties go to more failures, then to the earlier minute."""
+    per component, from the raw results; ties as :func:`_best`."""
     rows = [
         row
         for cid in component_ids
@@ -367,20 +443,42 @@ def _peak_error_rate(
     buckets: dict[tuple[str, datetime], list[bool]] = defaultdict(list)
     for run in runs_of(rows):
         buckets[(run.component_id, run.started_at.replace(second=0, microsecond=0))].append(run.ok)
-    candidates = [
-        PeakErrorRate(
-            ratio=oks.count(False) / len(oks),
-            at=minute.astimezone(zone),
-            component_id=cid,
-            runs=len(oks),
-            failures=oks.count(False),
-        )
-        for (cid, minute), oks in buckets.items()
-        if len(oks) >= PEAK_MIN_RUNS
-    ]
-    if not candidates:
-        return None
-    return min(candidates, key=lambda p: (-p.ratio, -p.failures, p.at, p.component_id))
+    return _best(
+        [
+            PeakErrorRate(
+                ratio=oks.count(False) / len(oks),
+                at=minute.astimezone(zone),
+                component_id=cid,
+                runs=len(oks),
+                failures=oks.count(False),
+            )
+            for (cid, minute), oks in buckets.items()
+            if len(oks) >= PEAK_MIN_RUNS
+        ]
+    )
+
+
+def _peak_hour(
+    hours: Sequence[ResultRollupRow], *, zone: ZoneInfo, raw_days: int
+) -> PeakErrorRate | None:
+    """The hour (of the site's zone, overlapping the window) with the highest share of
+    failed runs (at least :data:`PEAK_MIN_RUNS`), per component, from the hourly rollups;
+    ties as :func:`_best`."""
+    return _best(
+        [
+            PeakErrorRate(
+                ratio=row.failures / row.runs,
+                at=row.start.astimezone(zone),
+                component_id=row.component_id,
+                runs=row.runs,
+                failures=row.failures,
+                resolution="hour",
+                raw_days=raw_days,
+            )
+            for row in hours
+            if row.runs >= PEAK_MIN_RUNS
+        ]
+    )
 
 
 def _statements(
@@ -451,6 +549,9 @@ _UI: dict[str, dict[str, str]] = {
         "peak": "Tingkat galat tertinggi",
         "peak_text": "{ratio} ({failures} dari {runs} percobaan gagal) pada {component}, "
         "dalam menit mulai {at}.",
+        "peak_hour_text": "{ratio} ({failures} dari {runs} percobaan gagal) pada {component}, "
+        "dalam satu jam mulai {at} (angka per jam: data mentah yang berumur lebih dari "
+        "{days} hari tidak disimpan lagi).",
         "no_peak": "Tidak ada menit dengan cukup percobaan (minimal {min}) untuk dihitung.",
         "timeline": "Linimasa",
         "no_timeline": "Belum ada entri.",
@@ -507,6 +608,9 @@ _UI: dict[str, dict[str, str]] = {
         "peak": "Peak error rate",
         "peak_text": "{ratio} ({failures} of {runs} runs failed) on {component}, "
         "in the minute from {at}.",
+        "peak_hour_text": "{ratio} ({failures} of {runs} runs failed) on {component}, "
+        "in the hour from {at} (hourly figures: raw results older than {days} are no "
+        "longer kept).",
         "no_peak": "No minute had enough probe runs (at least {min}) to measure.",
         "timeline": "Timeline",
         "no_timeline": "No entries yet.",
@@ -729,13 +833,21 @@ def _peak_text(report: IncidentReport, lang: str, when: _When) -> str:
     if peak is None:
         return t["no_peak"].format(min=PEAK_MIN_RUNS)
     names = {i.component_id: i.name.get(lang) for i in report.impacts}
-    return t["peak_text"].format(
+    return t["peak_hour_text" if peak.resolution == "hour" else "peak_text"].format(
         ratio=format_percent(peak.ratio, lang),
         failures=peak.failures,
         runs=peak.runs,
         component=names.get(peak.component_id, peak.component_id),
         at=when(peak.at),
+        days=_days(peak.raw_days or 0, lang),
     )
+
+
+def _days(count: int, lang: str) -> str:
+    """``14`` (the Indonesian text says ``hari`` itself) or ``14 days`` / ``1 day``."""
+    if lang == "id":
+        return _number(count, lang)
+    return f"{_number(count, lang)} {'day' if count == 1 else 'days'}"
 
 
 def _entry_view(entry: TimelineEntry, lang: str, when: _When) -> dict[str, Any]:

@@ -31,12 +31,14 @@ from monitor.fields import Secret
 from monitor.incidents import open_incident, update_incident
 from monitor.report import (
     IncidentReport,
+    PeakErrorRate,
     SocialSummary,
     build_report,
     escape_markdown,
     render_html,
     render_markdown,
 )
+from monitor.rollup import catch_up
 from monitor.statements import Statement
 from monitor.store import Store, XPostRow
 
@@ -361,6 +363,132 @@ def test_a_reprobe_that_passed_is_no_failure_and_a_lone_run_is_no_minute(
 def test_an_unknown_incident_raises_key_error(store: Store, settings: Settings) -> None:
     with store.read() as tx, pytest.raises(KeyError):
         build_report(tx, settings, 42, now=T0)
+
+
+# -- after the raw results are gone --------------------------------------------------------
+
+# The outage's 14.00 WIB hour (07:00 UTC): 32 rounds; Login's two checks failed 27 times
+# (login-page) and 4 times (login-api), OTP's one check 3 times.
+LOGIN_HOUR = ("login", 64, 31, "hour", 14)
+
+
+def _after_retention(
+    store: Store, settings: Settings, clock: ManualClock, *, later: datetime
+) -> IncidentReport:
+    """The outage, then a probe round just before ``later`` (the monitor went on) and the
+    coordinator's rollup and prune at ``later``; the report as of ``later``."""
+    _replay_outage(store, settings, clock, until=640)
+    clock.set(later - timedelta(minutes=1))
+    Replay(store, settings, clock).round()
+    catch_up(store, settings, now=lambda: later)
+    with store.read() as tx:
+        return build_report(tx, settings, 1, now=later)
+
+
+def _peak_of(report: IncidentReport) -> PeakErrorRate:
+    assert report.peak is not None
+    return report.peak
+
+
+def test_an_incident_older_than_the_raw_results_peaks_per_hour_from_the_rollups(
+    store: Store, settings: Settings, clock: ManualClock
+) -> None:
+    assert settings.storage.raw_days == 14
+    report = _after_retention(store, settings, clock, later=T0 + timedelta(days=20))
+    with store.read() as tx:  # the outage's raw results are gone; today's are kept
+        assert tx.results(until=T0 + timedelta(days=1)) == []
+        assert tx.count_results() > 0
+    peak = _peak_of(report)
+    assert (peak.component_id, peak.runs, peak.failures, peak.resolution, peak.raw_days) == (
+        LOGIN_HOUR
+    )
+    assert peak.at == wib(14, 0)
+    assert peak.ratio == 31 / 64
+    id_text = "48% (31 dari 64 percobaan gagal) pada Masuk, dalam satu jam mulai 17 Sep 2026, "
+    id_text += "14.00 WIB (angka per jam: data mentah yang berumur lebih dari 14 hari tidak "
+    id_text += "disimpan lagi)."
+    en_text = "48% (31 of 64 runs failed) on Login, in the hour from 17 Sep 2026, 14:00 WIB "
+    en_text += "(hourly figures: raw results older than 14 days are no longer kept)."
+    for lang, text in (("id", id_text), ("en", en_text)):
+        assert text in render_markdown(report, lang=lang)
+        assert text in _text_of(render_html(report, lang=lang))
+    assert "in the minute from" not in render_markdown(report, lang="en")
+    # Everything else of the report is kept: transitions, the timeline's evidence, alerts
+    login, otp = report.impacts
+    assert (login.impact, login.worst_status, login.recovered_at) == (
+        timedelta(minutes=9),
+        "major_outage",
+        wib(14, 10, 20),
+    )
+    assert otp.impact == timedelta(minutes=1)
+    opened = report.timeline[0]
+    assert opened.evidence is not None and opened.evidence.error_classes == {"http_status": 2}
+    assert report.alerts.messages == (("firing", 1), ("resolved", 1))
+
+
+def test_an_incident_across_the_raw_horizon_peaks_per_hour_too(
+    store: Store, settings: Settings, clock: ManualClock
+) -> None:
+    """Raw results before 07:05 UTC went, those after stayed: minutes of what is left
+    (3 of 6 failed at 14.05) would understate the peak, so the whole window is hourly."""
+    report = _after_retention(store, settings, clock, later=T0 + timedelta(days=14, minutes=5))
+    with store.read() as tx:
+        kept = tx.results(component_id="login", until=T0 + timedelta(days=1))
+    assert kept and min(r.started_at for r in kept) == T0 + timedelta(minutes=5)
+    peak = _peak_of(report)
+    assert (peak.component_id, peak.runs, peak.failures, peak.resolution, peak.raw_days) == (
+        LOGIN_HOUR
+    )
+    assert peak.at == wib(14, 0)
+
+
+def test_a_recent_incident_keeps_its_worst_minute_once_rolled_up(
+    store: Store, settings: Settings, clock: ManualClock
+) -> None:
+    report = _after_retention(store, settings, clock, later=T0 + timedelta(days=13))
+    peak = _peak_of(report)
+    assert (peak.component_id, peak.runs, peak.failures, peak.ratio) == ("login", 6, 6, 1.0)
+    assert (peak.at, peak.resolution, peak.raw_days) == (wib(14, 3), "minute", None)
+    text = render_markdown(report, lang="en")
+    assert "100% (6 of 6 runs failed) on Login, in the minute from 17 Sep 2026, 14:03 WIB." in (
+        text
+    )
+    assert "hourly figures" not in text
+
+
+def test_probing_that_began_after_the_incident_opened_is_still_counted_per_minute(
+    store: Store, settings: Settings
+) -> None:
+    """The oldest raw result is after the incident's start, yet nothing was pruned: the
+    rollup of its hour counted exactly the runs still stored."""
+    with store.tx() as tx:
+        open_incident(
+            tx,
+            settings,
+            now=T0 - timedelta(minutes=10),
+            components={"login": "partial_outage"},
+            statement=Statement(id="a", en="a"),
+            title=Statement(id="t", en="t"),
+            author="Rina",
+        )
+        for second in (0, 20, 40):
+            tx.add_result(
+                ProbeResult(
+                    check_id="login-page",
+                    component_id="login",
+                    started_at=T0 + timedelta(seconds=second),
+                    ok=second == 40,
+                    latency_ms=100.0,
+                    error=None if second == 40 else ErrorClass.TIMEOUT,
+                )
+            )
+    later = T0 + timedelta(minutes=30)
+    catch_up(store, settings, now=lambda: later)
+    with store.read() as tx:
+        assert [r.runs for r in tx.rollups("hour", since=T0, until=later)] == [3]
+        report = build_report(tx, settings, 1, now=later)
+    peak = _peak_of(report)
+    assert (peak.at, peak.runs, peak.failures, peak.resolution) == (wib(14, 0), 3, 2, "minute")
 
 
 # -- how it is shown -------------------------------------------------------------------
