@@ -8,8 +8,10 @@ events hold alerts back. Messages are delivery rows written in the same transact
 as the state that causes them. :func:`deliver_pending` claims each due row
 with an update that succeeds once, sends it, and records the outcome: sent, a
 retry with exponential backoff, or failed after ``max_attempts``. A claimed row
-whose process died before recording the outcome stays ``sending`` and is never
-sent again (at most once); ``pantau status`` shows such rows.
+whose process died before recording the outcome stays ``sending`` until the leader
+sees that process gone (no heartbeat) and the send's timeout passed; it is then sent
+again, so a message is lost by no crash, and arrives twice only when the sender died
+in the instant between the target accepting it and the outcome being recorded.
 """
 
 from __future__ import annotations
@@ -399,6 +401,8 @@ class DeliveryReport:
     sent: list[int] = field(default_factory=list)
     retrying: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    #: Deliveries left ``sending`` by a process that stopped, taken back to be sent.
+    reclaimed: list[int] = field(default_factory=list)
 
 
 def backoff_delay(rule: AlertSettings, attempts: int) -> timedelta:
@@ -407,18 +411,42 @@ def backoff_delay(rule: AlertSettings, attempts: int) -> timedelta:
     return min(delay, rule.max_backoff)
 
 
+#: How long past its send timeout a claim must be before an orphaned ``sending`` row is
+#: taken back.
+RECLAIM_MARGIN = timedelta(seconds=5)
+
+
 def deliver_pending(
-    store: Store, settings: Settings, notifier: Notifier, *, now: datetime
+    store: Store,
+    settings: Settings,
+    notifier: Notifier,
+    *,
+    now: datetime,
+    claimer: str = "",
+    alive: set[str] | None = None,
 ) -> DeliveryReport:
-    """Send every due delivery once. Never raises for a failing target."""
+    """Send every due delivery once, claimed as ``claimer``. Never raises for a failing
+    target. With ``alive`` (the processes known to run), deliveries left ``sending`` by
+    any other process longer than the send timeout are taken back and sent first."""
     report = DeliveryReport()
+    if alive is not None:
+        with store.tx() as tx:
+            report.reclaimed = tx.reclaim_orphaned_deliveries(
+                alive=alive | {claimer},
+                claimed_before=now - settings.alerts.timeout - RECLAIM_MARGIN,
+                now=now,
+            )
+        for delivery_id in report.reclaimed:
+            log.warning(
+                "alert delivery left sending by a stopped process, resent id=%s", delivery_id
+            )
     with store.read() as tx:
         due = tx.due_deliveries(now)
     targets = settings.alerts.notify
     for row in due:
         assert row.id is not None
         with store.tx() as tx:
-            if not tx.claim_delivery(row.id, now):
+            if not tx.claim_delivery(row.id, now, claimer=claimer):
                 continue  # another process took it
         error = _send(notifier, targets, row)
         with store.tx() as tx:

@@ -8,8 +8,10 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +20,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 
 from checks import ProbeContext, ProbeResult, build_check
+from checks.base import ID_PATTERN
+from monitor.cli_db import db_app
 from monitor.clock import SystemClock
 from monitor.config import ConfigError, Settings, load_settings
 from monitor.incidents import (
@@ -32,7 +37,7 @@ from monitor.incidents import (
 )
 from monitor.rules import Evidence
 from monitor.statements import Statement, StatementError, StatementLibrary
-from monitor.store import IncidentRow, Store, StoreError, StoreTx
+from monitor.store import IncidentRow, PoolOptions, Store, StoreError, StoreTx
 
 app = typer.Typer(
     name="pantau",
@@ -55,6 +60,7 @@ complaints_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(complaints_app, name="complaints")
+app.add_typer(db_app, name="db")
 
 # Printed text comes from people and servers (titles, statements, details): never read it
 # as rich markup or :emoji: codes, so JSON lines and tables show it exactly as stored.
@@ -78,6 +84,8 @@ def _setup_logging(verbose: int) -> None:
     )
     # Apprise logs the URLs it is given at debug level; those may hold secrets.
     logging.getLogger("apprise").setLevel(max(level, logging.WARNING))
+    # Alembic narrates every plugin it loads at info level on each start.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     # urllib3 (under Apprise) logs whole request URLs, secrets in them included.
     logging.getLogger("urllib3").setLevel(logging.ERROR)
     # "skipped: maximum number of running instances" is expected when a target hangs.
@@ -119,10 +127,24 @@ def settings() -> Settings:
 
 
 def open_store(cfg: Settings) -> Store:
+    storage = cfg.storage
+    pool = PoolOptions(
+        size=storage.pool_size,
+        max_overflow=storage.max_overflow,
+        timeout=storage.pool_timeout.total_seconds(),
+        connect_timeout=storage.connect_timeout.total_seconds(),
+    )
     try:
-        return Store(cfg.database_url())
+        return Store(cfg.database_url(), pool=pool)
     except StoreError as exc:
         err.print(f"storage error ({cfg.storage.url.masked()}): {exc}", markup=False)
+        raise typer.Exit(2) from None
+    except (SQLAlchemyError, ValueError) as exc:  # a URL SQLAlchemy cannot use
+        err.print(
+            f"storage error ({cfg.storage.url.masked()}): [storage] url is not usable "
+            f"({type(exc).__name__})",
+            markup=False,
+        )
         raise typer.Exit(2) from None
 
 
@@ -231,10 +253,28 @@ def _print_results(results: list[ProbeResult]) -> None:
 
 
 # -- run ----------------------------------------------------------------------
+class Role(StrEnum):
+    all = "all"
+    probe = "probe"
+    coordinator = "coordinator"
+
+
 @app.command()
 def run(
     for_seconds: Annotated[
         float | None, typer.Option("--for", help="Stop cleanly after this many seconds.")
+    ] = None,
+    role: Annotated[
+        Role,
+        typer.Option(
+            "--role",
+            help="probe: probe and write results; coordinator: decide, alert and publish "
+            "(one leads at a time); all: both.",
+        ),
+    ] = Role.all,
+    region: Annotated[
+        str | None,
+        typer.Option("--region", help="The region this process probes from ([probe] region)."),
     ] = None,
 ) -> None:
     """The service: probes, detection, incidents, alerts and periodic publishing."""
@@ -242,19 +282,33 @@ def run(
     if for_seconds is not None and for_seconds <= 0:
         err.print("--for must be a positive number of seconds", markup=False)
         raise typer.Exit(2)
+    if region is not None:
+        if not re.fullmatch(ID_PATTERN, region):
+            err.print(
+                f"--region: {region!r} is not an id (lowercase letters, digits, '-' and '_')",
+                markup=False,
+            )
+            raise typer.Exit(2)
+        cfg = cfg.model_copy(update={"probe": cfg.probe.model_copy(update={"region": region})})
     store = open_store(cfg)
     try:
-        asyncio.run(_serve(cfg, store, for_seconds))
+        asyncio.run(_serve(cfg, store, for_seconds, role.value))
     finally:
         store.close()
 
 
-async def _serve(cfg: Settings, store: Store, duration: float | None) -> None:
+async def _serve(cfg: Settings, store: Store, duration: float | None, role: str) -> None:
     from monitor.runtime import probe_clients, service_engine
 
     async with probe_clients(cfg) as clients:
-        engine = service_engine(cfg, store, clients=clients)
-        log.info("pantau running checks=%s region=%s", len(cfg.checks), cfg.probe.region)
+        engine = service_engine(cfg, store, clients=clients, role=role)
+        log.info(
+            "pantau running role=%s checks=%s region=%s node=%s",
+            role,
+            len(cfg.checks),
+            cfg.probe.region,
+            engine.node_id,
+        )
         await engine.run(duration=duration)
         log.info("pantau stopped probes=%s", engine.counters.probes)
 
@@ -300,10 +354,25 @@ def publish(
 
 # -- status -------------------------------------------------------------------
 @app.command()
-def status() -> None:
-    """For engineers: components, checks, open incidents, alerts, silences and failed deliveries."""
+def status(
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Components, checks, regions, processes and the leader as JSON."
+        ),
+    ] = False,
+) -> None:
+    """For engineers: components, checks, regions, processes and the leader, open incidents,
+    alerts, silences and failed deliveries."""
     cfg = settings()
     store = open_store(cfg)
+    if as_json:
+        try:
+            with store.read() as tx:
+                out.print(json.dumps(_status_json(tx, cfg), ensure_ascii=False), markup=False)
+        finally:
+            store.close()
+        return
     with store.read() as tx:
         states = tx.component_states()
         table = Table("component", "status", "since")
@@ -329,13 +398,88 @@ def status() -> None:
                 cs.last_error or "",
             )
         out.print(checks)
-        _print_open_incidents(tx)
         now = SystemClock().now()
+        _print_cluster(tx, cfg, now)
+        _print_open_incidents(tx)
         _print_alerts(tx, cfg, now)
         _print_silences(tx, cfg, now)
         _print_social(tx, cfg, now)
         _print_problem_deliveries(tx)
     store.close()
+
+
+def _print_cluster(tx: StoreTx, cfg: Settings, now: Any) -> None:
+    """Regions reporting (a silent one has left the quorum), processes and the leader."""
+    from monitor.cluster import leader_of, node_health, region_health
+
+    regions = Table("region", "checks", "last result", "quorum")
+    for region in region_health(tx.check_states(), cfg, now=now):
+        regions.add_row(
+            region.region,
+            str(region.checks),
+            region.last_result_at.isoformat() if region.last_result_at else "",
+            "silent: left the quorum" if region.silent else "reporting",
+        )
+    out.print(regions)
+    health = node_health(tx.nodes(), now=now)
+    if not health:
+        out.print("processes: none has reported (pantau run writes a heartbeat)", markup=False)
+        return
+    nodes = Table("process", "role", "region", "last heartbeat", "state")
+    for node in health:
+        state = "leader" if node.leading else "running" if node.alive else "gone"
+        if node.node.stopped_at is not None:
+            state = "stopped"
+        nodes.add_row(
+            node.node.id,
+            node.node.role,
+            node.node.region,
+            node.node.heartbeat_at.isoformat(),
+            state,
+        )
+    out.print(nodes)
+    leader = leader_of(health)
+    coordinators = [h for h in health if h.alive and h.node.role != "probe"]
+    if leader is not None:
+        out.print(f"leader: {leader.node.id}", markup=False)
+    elif coordinators:
+        out.print("leader: none yet (a standby takes over within two evaluations)", markup=False)
+    else:
+        out.print("leader: none: no coordinator is running", markup=False)
+
+
+def _status_json(tx: StoreTx, cfg: Settings) -> dict[str, Any]:
+    from monitor.cluster import leader_of, node_health, region_health
+
+    now = SystemClock().now()
+    states = tx.component_states()
+    health = node_health(tx.nodes(), now=now)
+    leader = leader_of(health)
+    return {
+        "generated_at": now.isoformat(),
+        "components": [
+            {
+                "id": c.id,
+                "status": states[c.id].status if c.id in states else "operational",
+                "since": states[c.id].since.isoformat() if c.id in states else None,
+            }
+            for c in cfg.components
+        ],
+        "checks": [
+            {
+                "check": cs.check_id,
+                "region": cs.region,
+                "state": cs.status,
+                "last_result_at": cs.last_result_at.isoformat() if cs.last_result_at else None,
+                "last_error": cs.last_error,
+            }
+            for cs in tx.check_states()
+        ],
+        "regions": [r.as_dict() for r in region_health(tx.check_states(), cfg, now=now)],
+        "nodes": [h.as_dict() for h in health],
+        "leader": leader.node.id if leader is not None else None,
+        "open_incidents": [i.id for i in tx.incidents() if i.resolved_at is None],
+    }
 
 
 def _print_alerts(tx: StoreTx, cfg: Settings, now: Any) -> None:

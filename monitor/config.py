@@ -121,6 +121,14 @@ class StorageSettings(_Frozen):
     #: Days raw probe results are kept; older ones are deleted once rolled up (the hourly
     #: and daily rollups, which the page reads, are kept for the whole programme).
     raw_days: int = Field(default=14, ge=1, le=3650)
+    #: PostgreSQL connections kept open per process, and extra ones allowed under load
+    #: (the leader's lock connection is one more, outside the pool).
+    pool_size: int = Field(default=5, ge=1, le=100)
+    max_overflow: int = Field(default=5, ge=0, le=100)
+    #: How long a step waits for a free pooled connection before failing.
+    pool_timeout: Duration = timedelta(seconds=10)
+    #: How long opening a connection to the server may take.
+    connect_timeout: Duration = timedelta(seconds=5)
 
 
 class ComponentSettings(_Frozen):
@@ -143,6 +151,9 @@ class DetectionSettings(_Frozen):
     #: Regions that must see a check fail before it counts as failing; default a
     #: majority of the regions that reported within the last two intervals.
     quorum: int | None = Field(default=None, ge=1, le=100)
+    #: A region that has not reported a check for this long leaves its quorum (and shows
+    #: as silent in ``pantau status``); default: two of the check's intervals.
+    region_grace: Duration | None = None
 
 
 class AlertRule(_Frozen):

@@ -36,9 +36,12 @@ class ComponentChange:
     component_id: str
     from_status: str
     to_status: str
-    result: ProbeResult
+    #: The result that changed it (None when the coordinator re-evaluated the regions).
+    result: ProbeResult | None
     transition_id: int | None
     evidence: str
+    #: When it changed.
+    at: datetime
 
     @property
     def is_failure(self) -> bool:
@@ -101,16 +104,28 @@ def step_check_state(state: CheckStateRow, result: ProbeResult, rule: DetectionS
     return True
 
 
+def region_grace(settings: DetectionSettings, interval: timedelta) -> timedelta:
+    """How long a region may stay silent about a check before it leaves the quorum."""
+    return settings.region_grace or 2 * interval
+
+
 def check_status_across_regions(
-    states: list[CheckStateRow], *, now: datetime, interval: timedelta, quorum: int | None
+    states: list[CheckStateRow],
+    *,
+    now: datetime,
+    interval: timedelta,
+    quorum: int | None,
+    grace: timedelta | None = None,
 ) -> str:
-    """One check's status from the regions that reported within the last two intervals.
+    """One check's status from the regions that reported within ``grace`` (default two
+    intervals); when none did, from every region that ever reported.
 
     It is down when at least ``quorum`` of them see it down (default: a majority),
     degraded when that many see it down or degraded, else up; ``unknown`` before any result.
     """
+    grace = grace if grace is not None else 2 * interval
     known = [s for s in states if s.status != "unknown" and s.last_result_at is not None]
-    recent = [s for s in known if now - s.last_result_at <= 2 * interval]  # type: ignore[operator]
+    recent = [s for s in known if now - s.last_result_at <= grace]  # type: ignore[operator]
     voters = recent or known
     if not voters:
         return "unknown"
@@ -148,43 +163,79 @@ def evidence_of(states: list[CheckStateRow]) -> str:
     )
 
 
-def record_result(tx: StoreTx, settings: Settings, result: ProbeResult) -> ComponentChange | None:
-    """Store ``result``, update its check's state in its region, and re-evaluate the
-    component across its checks and regions, all in ``tx``.
+def record_result(
+    tx: StoreTx, settings: Settings, result: ProbeResult, *, components: bool = True
+) -> ComponentChange | None:
+    """Store ``result``, update its check's state in its region and, with ``components``,
+    re-evaluate the component across its checks and regions, all in ``tx``.
 
     Returns the component's change, if any; its transition row is in the same transaction.
+    Probe workers (``--role probe``) pass ``components=False``: the coordinator decides
+    components from every region's check states (:func:`reconcile`).
     """
     tx.add_result(result)
     state = tx.check_state(result.check_id, result.component_id, result.region)
-    if not step_check_state(state, result, settings.detection):
+    if not step_check_state(state, result, settings.detection) or not components:
         return None
-    checks = {c.id: c for c in settings.checks_of(result.component_id)}
+    return evaluate_component(
+        tx, settings, result.component_id, now=result.started_at, result=result
+    )
+
+
+def evaluate_component(
+    tx: StoreTx,
+    settings: Settings,
+    component_id: str,
+    *,
+    now: datetime,
+    result: ProbeResult | None = None,
+) -> ComponentChange | None:
+    """Set ``component_id``'s status from its checks' states in every region at ``now``;
+    its change, if any, with the transition row written in ``tx``."""
+    checks = {c.id: c for c in settings.checks_of(component_id)}
     by_check: dict[str, list[CheckStateRow]] = {check_id: [] for check_id in checks}
-    for row in tx.check_states(component_id=result.component_id):
+    for row in tx.check_states(component_id=component_id):
         if row.check_id in by_check:
             by_check[row.check_id].append(row)
     statuses = [
         check_status_across_regions(
             by_check[check_id],
-            now=result.started_at,
+            now=now,
             interval=check.interval,
             quorum=settings.detection.quorum,
+            grace=region_grace(settings.detection, check.interval),
         )
         for check_id, check in checks.items()
     ]
+    if all(status == "unknown" for status in statuses):
+        return None  # nothing reported yet: no opinion
     all_states = [row for rows in by_check.values() for row in rows]
     status = component_status(statuses)
     evidence = evidence_of(all_states)
-    transition = tx.set_component_status(
-        result.component_id, status, at=result.started_at, cause=evidence
-    )
+    transition = tx.set_component_status(component_id, status, at=now, cause=evidence)
     if transition is None:
         return None
     return ComponentChange(
-        component_id=result.component_id,
+        component_id=component_id,
         from_status=transition.from_status,
         to_status=status,
         result=result,
         transition_id=transition.id,
         evidence=evidence,
+        at=now,
     )
+
+
+def reconcile(tx: StoreTx, settings: Settings, *, now: datetime) -> list[ComponentChange]:
+    """Re-evaluate every probed component from the check states of all regions at ``now``:
+    what the coordinator does each evaluation interval, so results written by probe
+    workers elsewhere take effect, and a region that fell silent leaves the quorum once
+    its grace has passed."""
+    changes = []
+    for component in settings.components:
+        if not settings.checks_of(component.id):
+            continue
+        change = evaluate_component(tx, settings, component.id, now=now)
+        if change is not None:
+            changes.append(change)
+    return changes

@@ -321,7 +321,7 @@ class IncidentAutomation:
             return self._note(tx, incident, change, note, event=event, now=now)
         if not self.settings.detection.auto_incidents:
             return None
-        started = change.result.started_at
+        started = change.at
         evidence = self._evidence(tx, change.component_id, now)
         variables = statement_variables(
             self.settings,

@@ -200,6 +200,22 @@ class Metrics:
         build.labels(_version()).set(1)
         self._store_gauges = _StoreGauges()
         self.registry.register(self._store_gauges)
+        self._leader = Gauge(
+            "pantau_leader",
+            "1 while this process leads the coordinators (evaluates, alerts, publishes).",
+            registry=self.registry,
+        )
+        self._store_errors = Counter(
+            "pantau_store_errors_total",
+            "Results or steps that could not be written to the store.",
+            registry=self.registry,
+        )
+
+    def set_leader(self, leading: bool) -> None:
+        self._leader.set(1 if leading else 0)
+
+    def observe_store_error(self) -> None:
+        self._store_errors.inc()
 
     def observe_result(self, result: ProbeResult) -> None:
         """Count a probe run and, when it measured one, observe its latency."""

@@ -72,6 +72,31 @@ def runs_of(rows: Iterable[ProbeResultRow]) -> list[Run]:
     return runs
 
 
+def runs_of_attempts(
+    attempts: Iterable[tuple[str, str, str, datetime, int, bool, str | None, float | None]],
+) -> list[Run]:
+    """:func:`runs_of` for the plain tuples of :meth:`monitor.store.StoreTx.attempts`."""
+    runs = [
+        Run(
+            check_id=first[0],
+            component_id=first[1],
+            region=first[2],
+            started_at=first[3],
+            ok=last[5],
+            error=last[6],
+            latency_ms=last[7],
+        )
+        for first, last in attempt_runs(
+            attempts,
+            series=lambda a: (a[0], a[2]),
+            order=lambda a: (a[3], a[4]),
+            attempt=lambda a: a[4],
+        )
+    ]
+    runs.sort(key=lambda r: r.started_at)
+    return runs
+
+
 def _run(first: ProbeResultRow, last: ProbeResultRow) -> Run:
     return Run(
         check_id=first.check_id,
@@ -249,9 +274,9 @@ def evaluate(tx: StoreTx, settings: Settings, *, now: datetime) -> list[Conditio
     if not rules or not settings.checks:
         return []
     longest = max(rule.window for rule in rules)
-    rows = tx.results(since=now - longest, until=now + _EPSILON, newest_first=False)
+    attempts = tx.attempts(since=now - longest, until=now + _EPSILON)
     runs_by_check: dict[str, list[Run]] = defaultdict(list)
-    for run in runs_of(rows):
+    for run in runs_of_attempts(attempts):
         runs_by_check[run.check_id].append(run)
     states_by_check: dict[str, list[CheckStateRow]] = defaultdict(list)
     if any(rule.kind == "consecutive" for rule in rules):

@@ -12,8 +12,11 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import random
+import secrets
 import signal
+import socket
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
@@ -33,14 +36,15 @@ from checks.http import USER_AGENT
 from monitor.alerts import AlertReport, DeliveryReport, Notifier, deliver_pending, evaluate_alerts
 from monitor.clock import Clock
 from monitor.config import EventSettings, Settings
-from monitor.detect import ComponentChange, record_result
+from monitor.detect import ComponentChange, reconcile, record_result
 from monitor.incidents import IncidentAutomation, IncidentEvent
+from monitor.leader import AlwaysLeader, Leadership, leadership_for
 from monitor.metrics import Metrics, MetricsServer
 from monitor.rollup import catch_up
 from monitor.rules import evaluate as evaluate_rules
 from monitor.social.listen import ListenReport, SocialListener
 from monitor.statements import StatementLibrary
-from monitor.store import Store, StoreError
+from monitor.store import NodeRow, Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,21 @@ DELIVERY_INTERVAL = timedelta(seconds=1)
 #: How often the hourly and daily rollups the page reads are brought up to date, and how
 #: many hours a first rollup (a backfill) does per transaction.
 ROLLUP_INTERVAL = timedelta(minutes=1)
+#: What a ``pantau run`` process does: ``probe`` workers probe and write results (and
+#: their region's check states); ``coordinator``s decide components across regions,
+#: open and resolve incidents, alert, listen to the public, roll up and publish, and
+#: only the leader among them does; ``all`` is both, on one machine.
+ROLES = ("all", "probe", "coordinator")
+#: How often a process writes its heartbeat (``pantau status`` lists the processes).
+HEARTBEAT = timedelta(seconds=5)
+#: A process that missed this many heartbeats is taken for gone.
+MISSED_BEATS = 3
+#: Nodes silent this long are forgotten by the leader.
+FORGET_NODES = timedelta(days=1)
+#: Transaction locks of the leader-only steps (PostgreSQL): two processes that both
+#: believe they lead for a moment still decide and alert one after the other.
+DETECT_LOCK = "pantau-detect"
+EVALUATE_LOCK = "pantau-evaluate"
 
 
 def effective_interval(
@@ -192,7 +211,11 @@ class Engine:
         fresh_client: httpx.AsyncClient | None = None,
         metrics: Metrics | None = None,
         social: SocialListener | None = None,
+        role: str = "all",
+        leadership: Leadership | None = None,
     ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -216,6 +239,28 @@ class Engine:
         self.metrics = metrics
         #: The public signal (``[social] sources``), polled by :meth:`run`.
         self.social = social
+        self.role = role
+        self.leadership: Leadership = leadership or AlwaysLeader()
+        #: This process in the ``node`` table.
+        self.node_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.started_at = clock.now()
+        self._beat_at: datetime | None = None
+        self._beat_leading: bool | None = None
+
+    @property
+    def probes(self) -> bool:
+        """Whether this process probes (roles ``all`` and ``probe``)."""
+        return self.role != "coordinator"
+
+    @property
+    def coordinates(self) -> bool:
+        """Whether this process contends to lead (roles ``all`` and ``coordinator``)."""
+        return self.role != "probe"
+
+    @property
+    def leading(self) -> bool:
+        """Whether this process runs the leader-only steps now."""
+        return self.coordinates and self.leadership.is_leader
 
     def _templates_dir(self) -> Path | None:
         folder = self.settings.incidents.templates_dir
@@ -288,9 +333,12 @@ class Engine:
         """Record ``results`` in order in one transaction."""
         now = self.clock.now()
         outcomes = []
+        decide = self.role != "probe"  # probe workers leave components to the coordinator
         with self.store.tx() as tx:
+            if decide:
+                tx.serialize(DETECT_LOCK)
             for result in results:
-                change = record_result(tx, self.settings, result)
+                change = record_result(tx, self.settings, result, components=decide)
                 event = self.automation.handle(tx, change, now=now) if change else None
                 state = tx.check_state(result.check_id, result.component_id, result.region)
                 outcomes.append(ProbeOutcome(result, change, event, check_status=state.status))
@@ -298,10 +346,73 @@ class Engine:
             _log_outcome(outcome)
         return outcomes
 
+    def lead(self) -> bool:
+        """Contend for leadership (coordinators) and write this process's heartbeat when
+        due; whether this process leads now (blocking; never raises for the store)."""
+        was = self.leading
+        if self.coordinates:
+            self.leadership.step()
+        leading = self.leading
+        if leading != was and not leading:
+            log.warning("this coordinator no longer leads")
+        if self.metrics is not None:
+            self.metrics.set_leader(leading)
+        now = self.clock.now()
+        due = self._beat_at is None or now - self._beat_at >= HEARTBEAT
+        if due or leading != self._beat_leading:
+            try:
+                self.heartbeat(now)
+            except StoreError as exc:
+                log.error("heartbeat not written: %s", exc)
+        return leading
+
+    def heartbeat(self, now: datetime, *, stopped: bool = False) -> None:
+        """Write this process's row in the ``node`` table (blocking)."""
+        leading = self.leading and not stopped
+        node = NodeRow(
+            id=self.node_id,
+            role=self.role,
+            region=self.settings.probe.region,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self.started_at,
+            heartbeat_at=now,
+            leader=leading,
+            stopped_at=now if stopped else None,
+        )
+        with self.store.tx() as tx:
+            tx.heartbeat(node)
+            if leading:
+                tx.forget_nodes(before=now - FORGET_NODES)
+        self._beat_at, self._beat_leading = now, leading
+
+    def detect(self) -> list[IncidentEvent]:
+        """Decide every component from the check states of all regions now, and open or
+        resolve incidents accordingly (blocking; the leader's step)."""
+        now = self.clock.now()
+        events = []
+        with self.store.tx() as tx:
+            tx.serialize(DETECT_LOCK)
+            for change in reconcile(tx, self.settings, now=now):
+                log.info(
+                    "component changed component=%s from=%s to=%s (across regions)",
+                    change.component_id,
+                    change.from_status,
+                    change.to_status,
+                )
+                event = self.automation.handle(tx, change, now=now)
+                if event is not None:
+                    events.append(event)
+        for event in events:
+            _log_outcome_event(event)
+        self.counters.events.extend(events)
+        return events
+
     def evaluate_alerts(self) -> AlertReport:
         """Evaluate the alert rules now and step alerts and their groups (blocking)."""
         now = self.clock.now()
         with self.store.tx() as tx:
+            tx.serialize(EVALUATE_LOCK)
             conditions = evaluate_rules(tx, self.settings, now=now)
             report = evaluate_alerts(tx, self.settings, conditions, now=now)
             if self.metrics is not None:
@@ -323,7 +434,16 @@ class Engine:
 
     def deliver_pending(self) -> DeliveryReport:
         """Send due alerts (blocking; the runtime calls it in a worker thread)."""
-        report = deliver_pending(self.store, self.settings, self.notifier, now=self.clock.now())
+        now = self.clock.now()
+        with self.store.read() as tx:
+            alive = {
+                node.id
+                for node in tx.nodes(since=now - HEARTBEAT * MISSED_BEATS)
+                if node.stopped_at is None
+            }
+        report = deliver_pending(
+            self.store, self.settings, self.notifier, now=now, claimer=self.node_id, alive=alive
+        )
         if self.metrics is not None:
             self.metrics.observe_deliveries(report)
         if self.listener.on_delivery and (report.sent or report.failed or report.retrying):
@@ -355,7 +475,10 @@ class Engine:
         """
         stop = stop or asyncio.Event()
         runner = _Runner(self, stop)
-        await runner.serve(duration)
+        try:
+            await runner.serve(duration)
+        finally:
+            await asyncio.to_thread(self.leadership.release)
 
 
 def _log_outcome(outcome: ProbeOutcome) -> None:
@@ -368,12 +491,16 @@ def _log_outcome(outcome: ProbeOutcome) -> None:
             change.to_status,
         )
     if event is not None:
-        log.info(
-            "incident %s id=%s components=%s",
-            event.event,
-            event.incident_id,
-            ",".join(event.components),
-        )
+        _log_outcome_event(event)
+
+
+def _log_outcome_event(event: IncidentEvent) -> None:
+    log.info(
+        "incident %s id=%s components=%s",
+        event.event,
+        event.incident_id,
+        ",".join(event.components),
+    )
 
 
 def service_engine(
@@ -382,9 +509,11 @@ def service_engine(
     *,
     clients: ProbeClients,
     listener: EngineListener | None = None,
+    role: str = "all",
 ) -> Engine:
     """The engine as ``pantau run`` (and the demo) runs it: the system clock, Apprise,
-    and the status page published to ``[site] output_dir``."""
+    the status page published to ``[site] output_dir``, and leadership contended for
+    on the store (coordinators)."""
     from monitor.alerts import AppriseNotifier
     from monitor.clock import SystemClock
     from monitor.publish import publish_site
@@ -399,7 +528,13 @@ def service_engine(
         publisher=lambda s, c, now: publish_site(s, c, now=now),
         listener=listener,
         metrics=Metrics(settings) if settings.metrics.listen else None,
-        social=SocialListener(settings, store, clock=clock) if settings.social.sources else None,
+        social=(
+            SocialListener(settings, store, clock=clock)
+            if settings.social.sources and role != "probe"
+            else None
+        ),
+        role=role,
+        leadership=leadership_for(store.url, pool=store.pool) if role != "probe" else None,
     )
 
 
@@ -420,6 +555,7 @@ class _Runner:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
         server = self._serve_metrics()
+        await self._node_job()  # a coordinator alone leads from its first evaluation
         self._schedule()
         self.scheduler.start()
         publisher = asyncio.create_task(self._publish_loop())
@@ -438,6 +574,7 @@ class _Runner:
             if not publisher.done():
                 publisher.cancel()
             await self._final_steps()
+            await self._in_thread(self._stopped, "the last heartbeat")
             if server is not None:
                 server.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -463,6 +600,24 @@ class _Runner:
         # First runs are spread so that many checks never start in the same second (and
         # then wait on the concurrency limit) every interval; a few checks start at once.
         spread = max(settings.probe.jitter.total_seconds(), len(self.engine.checks) / START_RATE)
+        node_interval = (
+            settings.alerts.evaluation_interval / 2 if self.engine.coordinates else HEARTBEAT
+        )
+        self.scheduler.add_job(
+            self._node_job,
+            IntervalTrigger(seconds=node_interval.total_seconds()),
+            id="node",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=5,
+        )
+        if self.engine.probes:
+            self._schedule_probes(now, spread)
+        if self.engine.coordinates:
+            self._schedule_coordination(now)
+
+    def _schedule_probes(self, now: datetime, spread: float) -> None:
+        settings = self.engine.settings
         for check_id, check in self.engine.checks.items():
             interval = effective_interval(check.settings, settings.events, now)
             self.intervals[check_id] = interval
@@ -478,6 +633,16 @@ class _Runner:
                 coalesce=True,  # after a stall, run once, not once per missed slot
                 misfire_grace_time=max(int(interval.total_seconds()), 1),
             )
+        # Surges change the probing pace when they start and when they end.
+        boundaries = {e.start for e in settings.events} | {e.end for e in settings.events}
+        for moment in sorted(b for b in boundaries if b > now):
+            self.scheduler.add_job(
+                self._reschedule, DateTrigger(run_date=moment), misfire_grace_time=60
+            )
+
+    def _schedule_coordination(self, now: datetime) -> None:
+        """The leader-only jobs (each returns at once while this process does not lead)."""
+        settings = self.engine.settings
         self.scheduler.add_job(
             self._evaluation_job,
             IntervalTrigger(seconds=settings.alerts.evaluation_interval.total_seconds()),
@@ -513,12 +678,6 @@ class _Runner:
             coalesce=True,
             misfire_grace_time=30,
         )
-        # Surges change the probing pace when they start and when they end.
-        boundaries = {e.start for e in settings.events} | {e.end for e in settings.events}
-        for moment in sorted(b for b in boundaries if b > now):
-            self.scheduler.add_job(
-                self._reschedule, DateTrigger(run_date=moment), misfire_grace_time=60
-            )
 
     def _trigger(self, interval: timedelta) -> IntervalTrigger:
         jitter = min(
@@ -549,6 +708,8 @@ class _Runner:
                 await self.engine.probe_once(check_id)
         except StoreError as exc:
             self.engine.counters.store_errors += 1
+            if self.engine.metrics is not None:
+                self.engine.metrics.observe_store_error()
             log.error("result not stored check=%s error=%s", check_id, exc)
         except Exception:
             log.exception("probe step failed check=%s", check_id)
@@ -563,23 +724,57 @@ class _Runner:
             self.inflight.add(task)
         try:
             await asyncio.to_thread(step)
+        except StoreError as exc:  # the database is away: said in one line, tried again later
+            self.engine.counters.store_errors += 1
+            if self.engine.metrics is not None:
+                self.engine.metrics.observe_store_error()
+            log.error("%s failed: %s", what, exc)
         except Exception:
             log.exception("%s failed", what)
         finally:
             if task is not None:
                 self.inflight.discard(task)
 
+    async def _node_job(self) -> None:
+        """Contend for leadership and beat; a new leader publishes soon."""
+        was = self.engine.leading
+        task = asyncio.current_task()
+        if task is not None:
+            self.inflight.add(task)  # shutdown waits for it rather than cancel it mid-step
+        try:
+            leading = await asyncio.to_thread(self.engine.lead)
+        except Exception:
+            log.exception("leadership step failed")
+            return
+        finally:
+            if task is not None:
+                self.inflight.discard(task)
+        if leading and not was:
+            self.engine.publish_requested.set()
+
+    def _stopped(self) -> None:
+        self.engine.heartbeat(self.engine.clock.now(), stopped=True)
+
     async def _evaluation_job(self) -> None:
+        if not self.engine.leading:
+            return
+        events: list[IncidentEvent] = []
+        await self._in_thread(lambda: events.extend(self.engine.detect()), "detection")
+        if events:
+            self.engine.publish_requested.set()
         await self._in_thread(self.engine.evaluate_alerts, "alert evaluation")
 
     async def _social_job(self) -> None:
-        await self._in_thread(self.engine.listen, "listening to the public")
+        if self.engine.leading:
+            await self._in_thread(self.engine.listen, "listening to the public")
 
     async def _delivery_job(self) -> None:
-        await self._in_thread(self.engine.deliver_pending, "alert delivery pass")
+        if self.engine.leading:
+            await self._in_thread(self.engine.deliver_pending, "alert delivery pass")
 
     async def _rollup_job(self) -> None:
-        await self._in_thread(self.engine.rollup, "rollup")
+        if self.engine.leading:
+            await self._in_thread(self.engine.rollup, "rollup")
 
     async def _publish_loop(self) -> None:
         """Publish every ``publish_interval`` and soon after each state change, until stop.
@@ -597,8 +792,12 @@ class _Runner:
             await self._publish_safely()
 
     async def _publish_safely(self) -> None:
+        if not self.engine.leading:
+            return
         try:
             await asyncio.to_thread(self.engine.publish)
+        except StoreError as exc:
+            log.error("publishing the status page failed: %s", exc)
         except Exception:
             log.exception("publishing the status page failed")
 
@@ -613,6 +812,8 @@ class _Runner:
             await asyncio.wait(pending, timeout=timeout)
 
     async def _final_steps(self) -> None:
+        if not self.engine.leading:
+            return
         await self._evaluation_job()
         await self._delivery_job()
         await self._rollup_job()  # the last page shows the last results

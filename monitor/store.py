@@ -8,14 +8,16 @@ Detection and incident logic live in the engine, not here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, delete, event, func, update
+from sqlalchemy import Index, UniqueConstraint, delete, event, func, text, update
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
@@ -296,6 +298,9 @@ class AlertDeliveryRow(SQLModel, table=True):
     title: str
     body: str
     status: str = Field(default="pending", max_length=16, index=True)  # pending|sending|sent|failed
+    #: The process (``node.id``) that claimed it last; a ``sending`` row whose claimer is
+    #: gone is sent again (:meth:`StoreTx.reclaim_orphaned_deliveries`).
+    claimed_by: str | None = Field(default=None, max_length=128)
     attempts: int = 0
     next_attempt_at: datetime = _ts()
     last_error: str | None = None
@@ -436,6 +441,30 @@ class RollupMarkRow(SQLModel, table=True):
     zone: str = Field(default="", max_length=64)
 
 
+class NodeRow(SQLModel, table=True):
+    """A running ``pantau run`` process: its role, region and heartbeat, and whether it
+    led the coordinators at its last heartbeat (the lock decides; this row reports)."""
+
+    __tablename__ = "node"
+
+    id: str = Field(primary_key=True, max_length=128)
+    role: str = Field(max_length=16)  # all | probe | coordinator
+    region: str = Field(max_length=64)
+    host: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = _ts()
+    heartbeat_at: datetime = _ts(index=True)
+    leader: bool = False
+    #: Set when the process stopped cleanly.
+    stopped_at: datetime | None = _ts(nullable=True)
+
+
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit PostgreSQL advisory lock key for ``name``."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -445,8 +474,37 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """Create a SQLAlchemy engine for ``url`` with the settings Pantau relies on."""
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    """PostgreSQL connection pooling (``[storage]``); SQLite ignores it."""
+
+    size: int = 5
+    max_overflow: int = 5
+    #: Seconds a step waits for a free pooled connection.
+    timeout: float = 10.0
+    #: Seconds opening a connection may take.
+    connect_timeout: float = 5.0
+
+
+#: libpq TCP keepalives, so a server (or leader) that vanished without closing the
+#: connection is noticed in about ten seconds, not the kernel's two hours.
+PG_KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
+
+
+def pg_connect_args(pool: PoolOptions) -> dict[str, Any]:
+    return {"connect_timeout": max(int(pool.connect_timeout), 1), **PG_KEEPALIVES}
+
+
+def make_engine(url: str, pool: PoolOptions | None = None) -> Engine:
+    """Create a SQLAlchemy engine for ``url`` with the settings Pantau relies on.
+
+    PostgreSQL connections are pre-pinged when taken from the pool, so after the server
+    restarts the first use reconnects instead of failing on a dead socket."""
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
         engine = create_engine(
@@ -456,15 +514,24 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    pool = pool or PoolOptions()
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_timeout=pool.timeout,
+        connect_args=pg_connect_args(pool) if url.startswith("postgresql") else {},
+    )
 
 
 class Store:
     """The store API. Create once per process and pass it where it is needed."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, create: bool = True, pool: PoolOptions | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.pool = pool or PoolOptions()
+        self.engine = make_engine(url, self.pool)
         if create:
             self.create_schema()
 
@@ -473,11 +540,16 @@ class Store:
         return self.engine.dialect.name
 
     def create_schema(self) -> None:
-        """Create missing tables (idempotent)."""
+        """Create an empty database's schema, or check that the database's schema is this
+        Pantau's: :func:`monitor.schema.ensure_current` (raises SchemaBehind, SchemaAhead,
+        or StoreError)."""
+        from monitor.schema import ensure_current  # monitor.schema imports this module
+
         try:
-            SQLModel.metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot prepare the database: {type(exc).__name__}") from exc
+            ensure_current(self.engine)
+        except StoreError:
+            self.engine.dispose()  # when Store() raises, nobody else can close its pool
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -512,12 +584,18 @@ class _ReadOnly:
         self._session = Session(self._store.engine, expire_on_commit=False)
         return StoreTx(self._session)
 
-    def __exit__(self, *_exc: object) -> None:
+    def __exit__(self, _type: object, exc: BaseException | None, _tb: object) -> None:
         assert self._session is not None
         # close() alone rolls the database transaction back and detaches the rows with
         # their loaded values; Session.rollback() would first expire them, so rows read
         # here would raise DetachedInstanceError once the block ends.
-        self._session.close()
+        try:
+            self._session.close()
+        except SQLAlchemyError:
+            if exc is None:
+                raise StoreError("database operation failed: closing a read") from None
+        if isinstance(exc, SQLAlchemyError):  # the database is away: one error type for all
+            raise StoreError(f"database operation failed: {type(exc).__name__}") from exc
 
 
 class StoreTx:
@@ -657,6 +735,44 @@ class StoreTx:
         )
         return self.session.exec(query).first()
 
+    # -- nodes and coordination ---------------------------------------------
+    def serialize(self, name: str) -> None:
+        """Hold the transaction-level lock ``name`` until this transaction ends, so steps
+        that must not run twice at once (detection, alert evaluation) queue up across
+        processes on PostgreSQL. SQLite serialises writers by itself."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": advisory_key(name)}
+            )
+
+    def heartbeat(self, node: NodeRow) -> NodeRow:
+        """Insert or refresh ``node``'s row."""
+        row = self.session.get(NodeRow, node.id)
+        if row is None:
+            self.session.add(node)
+            self.session.flush()
+            return node
+        row.heartbeat_at, row.leader, row.stopped_at = (
+            node.heartbeat_at,
+            node.leader,
+            node.stopped_at,
+        )
+        row.role, row.region = node.role, node.region
+        self.session.flush()
+        return row
+
+    def nodes(self, *, since: datetime | None = None) -> list[NodeRow]:
+        """Nodes that beat at or after ``since`` (all when None), newest first."""
+        query = select(NodeRow)
+        if since is not None:
+            query = query.where(col(NodeRow.heartbeat_at) >= since)
+        return list(self.session.exec(query.order_by(col(NodeRow.heartbeat_at).desc())))
+
+    def forget_nodes(self, *, before: datetime) -> int:
+        """Delete nodes whose last heartbeat is older than ``before``."""
+        result = self.session.execute(delete(NodeRow).where(col(NodeRow.heartbeat_at) < before))
+        return int(getattr(result, "rowcount", 0) or 0)
+
     # -- incidents --------------------------------------------------------
     def add_incident(self, incident: IncidentRow, components: dict[str, str]) -> IncidentRow:
         self.session.add(incident)
@@ -741,16 +857,55 @@ class StoreTx:
         )
         return list(self.session.exec(query))
 
-    def claim_delivery(self, delivery_id: int, now: datetime) -> bool:
-        """Mark a pending delivery as being sent. True for exactly one claimant."""
+    def claim_delivery(self, delivery_id: int, now: datetime, *, claimer: str = "") -> bool:
+        """Mark a pending delivery as being sent by ``claimer``. True for exactly one claimant."""
         result = self.session.execute(
             update(AlertDeliveryRow)
             .where(
                 col(AlertDeliveryRow.id) == delivery_id, col(AlertDeliveryRow.status) == "pending"
             )
-            .values(status="sending", attempts=AlertDeliveryRow.attempts + 1, next_attempt_at=now)
+            .values(
+                status="sending",
+                attempts=AlertDeliveryRow.attempts + 1,
+                next_attempt_at=now,
+                claimed_by=claimer or None,
+            )
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+    def reclaim_orphaned_deliveries(
+        self, *, alive: set[str], claimed_before: datetime, now: datetime
+    ) -> list[int]:
+        """Put back to ``pending`` every delivery left ``sending`` since before
+        ``claimed_before`` by a process not in ``alive`` (it died mid-send); their ids.
+
+        The message may have reached the target just before its sender died, so it may
+        arrive twice; without this it would never arrive at all.
+        """
+        query = select(AlertDeliveryRow).where(
+            AlertDeliveryRow.status == "sending",
+            col(AlertDeliveryRow.next_attempt_at) < claimed_before,
+        )
+        reclaimed = []
+        for row in list(self.session.exec(query)):
+            if row.claimed_by is not None and row.claimed_by in alive:
+                continue
+            assert row.id is not None
+            later = select(AlertDeliveryRow.id).where(
+                AlertDeliveryRow.group_id == row.group_id,
+                AlertDeliveryRow.target_index == row.target_index,
+                col(AlertDeliveryRow.seq) > row.seq,
+            )
+            if self.session.exec(later.limit(1)).first() is not None:
+                # Its group has moved on (an update, a recovery): old news is not resent.
+                row.status = "failed"
+                row.last_error = "its sender stopped while sending; superseded, not resent"
+                continue
+            row.status, row.next_attempt_at = "pending", now
+            row.last_error = "its sender stopped while sending; sent again"
+            reclaimed.append(row.id)
+        self.session.flush()
+        return reclaimed
 
     def delivery(self, delivery_id: int) -> AlertDeliveryRow | None:
         return self.session.get(AlertDeliveryRow, delivery_id)
@@ -1020,6 +1175,35 @@ class StoreTx:
             col(ProbeResultRow.latency_ms),
         ).where(col(ProbeResultRow.started_at) >= since, col(ProbeResultRow.started_at) < until)
         # The connection's own execute: no ORM loading machinery on a million rows.
+        return list(self.session.connection().execute(query).all())
+
+    def attempts(
+        self, *, since: datetime, until: datetime
+    ) -> list[tuple[str, str, str, datetime, int, bool, str | None, float | None]]:
+        """``(check_id, component_id, region, started_at, attempt, ok, error, latency_ms)``
+        of the results started in ``[since, until)``, by check, region, time and attempt:
+        plain tuples for the alert rules' bulk read (no rows are built)."""
+        from sqlalchemy import select as select_columns  # sqlmodel's types four at most
+
+        query = (
+            select_columns(
+                col(ProbeResultRow.check_id),
+                col(ProbeResultRow.component_id),
+                col(ProbeResultRow.region),
+                col(ProbeResultRow.started_at),
+                col(ProbeResultRow.attempt),
+                col(ProbeResultRow.ok),
+                col(ProbeResultRow.error),
+                col(ProbeResultRow.latency_ms),
+            )
+            .where(col(ProbeResultRow.started_at) >= since, col(ProbeResultRow.started_at) < until)
+            .order_by(
+                col(ProbeResultRow.check_id),
+                col(ProbeResultRow.region),
+                col(ProbeResultRow.started_at),
+                col(ProbeResultRow.attempt),
+            )
+        )
         return list(self.session.connection().execute(query).all())
 
     def transitions_in(

@@ -79,6 +79,9 @@ class _Server:
     root: Path
     as_user: str | None  # run the binaries as this user (we are root), else as ourselves
     port: int = 0
+    #: Durable commits (fsync and synchronous_commit on): for tests that crash or restart
+    #: the server and check that committed rows survive. Off by default, for speed.
+    durable: bool = False
 
     @property
     def data(self) -> Path:
@@ -117,7 +120,10 @@ class _Server:
                 "-c listen_addresses=127.0.0.1",
                 f"-c port={self.port}",
                 f"-c unix_socket_directories={self.root}",
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+                "-c max_connections=200",
+                ""
+                if self.durable
+                else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             )
         )
         proc = self._run(
@@ -127,8 +133,11 @@ class _Server:
         )
         self._check(proc, "pg_ctl start")
 
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+    def stop(self, mode: str = "immediate") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
 
 def _prepare_root() -> tuple[Path, str | None]:
@@ -147,9 +156,9 @@ def _prepare_root() -> tuple[Path, str | None]:
     return root, SERVER_USER
 
 
-def _start_server(bin_dir: Path) -> _Server:
+def _start_server(bin_dir: Path, *, durable: bool = False) -> _Server:
     root, as_user = _prepare_root()
-    server = _Server(bin_dir=bin_dir, root=root, as_user=as_user)
+    server = _Server(bin_dir=bin_dir, root=root, as_user=as_user, durable=durable)
     try:
         server.init()
         for attempt in range(3):  # another process may grab the free port in between
@@ -165,6 +174,22 @@ def _start_server(bin_dir: Path) -> _Server:
         shutil.rmtree(root, ignore_errors=True)
         raise
     return server
+
+
+@contextlib.contextmanager
+def private_server(*, durable: bool = True) -> Iterator[_Server]:
+    """A PostgreSQL server of one's own (to stop, restart or crash), with a database
+    ``pantau`` created; removed on exit. Skips (fails under CI) without the binaries."""
+    bin_dir = _find_pg_bin()
+    if bin_dir is None:
+        _unavailable("initdb and pg_ctl not found (install the Debian package postgresql-15)")
+    server = _start_server(bin_dir, durable=durable)
+    try:
+        _admin_execute(server.url(), 'CREATE DATABASE "pantau"')
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(server.root, ignore_errors=True)
 
 
 def _admin_execute(url: str, *statements: str) -> None:

@@ -165,13 +165,14 @@ class ConfigWriter:
         detection: dict[str, object] | None = None,
         site: dict[str, object] | None = None,
         tables: Sequence[tuple[str, dict[str, object]]] = (),
+        storage: dict[str, object] | None = None,
     ) -> Path:
         """Write the config file and return its path. Checks are ``kind = "http"``;
         ``tables`` adds ``(header, values)`` pairs such as ``("[metrics]", {...})``."""
         site_values = {"output_dir": str(self.site), "publish_interval": "1s", **(site or {})}
         parts = [
             toml_table("[site]", site_values),
-            toml_table("[storage]", {"url": f"sqlite:///{self.db}"}),
+            toml_table("[storage]", storage or {"url": f"sqlite:///{self.db}"}),
             toml_table("[probe]", {"jitter": "100ms"}),
             toml_table("[detection]", detection or {"failures_to_down": 2, "passes_to_recover": 2}),
             toml_table("[alerts]", alerts or {"notify": []}),

@@ -82,8 +82,9 @@ def test_a_process_killed_mid_incident_sends_nothing_twice_and_loses_no_timeline
     first = pantau.popen("-c", path, "run")
     try:
         assert _wait(lambda: len(receiver.messages) >= 1, 20), "no firing alert"
-        # Killed after the outcome is recorded: a kill between sending and recording leaves
-        # the delivery "sending" (at most once: shown by status, never resent).
+        # Killed after the outcome is recorded (a kill between sending and recording leaves
+        # the delivery "sending"; the next leader sends it again once the send's timeout
+        # has passed: tests/monitor/test_roles.py).
         assert _wait(lambda: _delivered(config), 10), "the delivery was never recorded"
     finally:
         stop_process(first)  # kill -9, mid-incident
