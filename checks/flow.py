@@ -15,10 +15,12 @@ details never quote response bodies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -49,10 +51,12 @@ from checks.http import (
     DEFAULT_MAX_BODY,
     Fetched,
     ProbeFailure,
+    Progress,
     assess,
     check_header,
     classify_exception,
     degradation,
+    describe_phase,
     fetch,
     mask_secrets,
 )
@@ -353,7 +357,8 @@ class FlowStep(_Frozen):
     form: dict[str, FlowText] | None = None
     #: A JSON body: any JSON value; its string leaves may hold ``${ENV}`` and ``{{ name }}``.
     json_body: JsonBody = Field(default=None, alias="json")
-    #: Follow redirects (up to ``max_redirects``); cookies set on each hop are kept.
+    #: Follow redirects (up to ``max_redirects``, to http(s) URLs only); cookies set on each
+    #: hop are kept.
     follow_redirects: bool = True
     max_redirects: int = Field(default=10, ge=0, le=50)
     #: Bytes of (decompressed) body read at most; beyond fails with ``too_large``.
@@ -466,25 +471,62 @@ def _undefined(
 
 
 class _Response:
-    """A step's response, parsed lazily for extraction (each parse at most once)."""
+    """A step's response, parsed for extraction: JSON lazily, HTML beforehand (see
+    :func:`parse_html`), each at most once."""
 
-    def __init__(self, fetched: Fetched) -> None:
+    def __init__(self, fetched: Fetched, html: LexborHTMLParser | None = None) -> None:
         self.fetched = fetched
+        self.html = html
         self._json: tuple[bool, Any] | None = None
-        self._html: LexborHTMLParser | None = None
 
     def json(self) -> tuple[bool, Any]:
         if self._json is None:
             try:
                 self._json = True, json.loads(self.fetched.text)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested deeply
                 self._json = False, None
         return self._json
 
-    def html(self) -> LexborHTMLParser:
-        if self._html is None:
-            self._html = LexborHTMLParser(self.fetched.text)
-        return self._html
+
+async def parse_html(text: str, *, done: Callable[[], None]) -> LexborHTMLParser:
+    """Parse ``text`` in a thread of its own and return the parsed document.
+
+    lexbor parses without the GIL, and some markup costs it quadratic time (20,000
+    nested ``<div>``, or as many ``<option>`` in a ``<select>``: seconds; a 1 MB page of
+    them: minutes). On the event loop, one such page would stall every probe; here only
+    the waiting flow times out (cancel the wait to give up). The thread cannot be
+    stopped: it is a daemon, so that it never holds up the process's exit, its result
+    is dropped once nobody waits, and ``done`` is called when it ends, however it ends.
+    Raises what the parser raises.
+    """
+    loop = asyncio.get_running_loop()
+    parsed: asyncio.Future[LexborHTMLParser] = loop.create_future()
+
+    def settle(outcome: LexborHTMLParser | Exception) -> None:
+        if parsed.done():  # the wait was given up
+            return
+        if isinstance(outcome, Exception):
+            parsed.set_exception(outcome)
+        else:
+            parsed.set_result(outcome)
+
+    def work() -> None:
+        outcome: LexborHTMLParser | Exception
+        try:
+            outcome = LexborHTMLParser(text)
+        except Exception as exc:
+            outcome = exc
+        finally:
+            done()
+        with contextlib.suppress(RuntimeError):  # the loop closed while we parsed
+            loop.call_soon_threadsafe(settle, outcome)
+
+    try:
+        threading.Thread(target=work, name="pantau-parse-html", daemon=True).start()
+    except BaseException:
+        done()
+        raise
+    return await parsed
 
 
 def extract_value(rule: Extract, response: _Response) -> tuple[str | None, str]:
@@ -516,7 +558,9 @@ def _from_json(path: str, response: _Response) -> tuple[str | None, str]:
 
 
 def _from_html(selector: str, attr: str | None, response: _Response) -> tuple[str | None, str]:
-    node = response.html().css_first(selector)
+    if response.html is None:
+        return None, "the body was not parsed as HTML"
+    node = response.html.css_first(selector)
     if node is None:
         return None, "no element matches"
     if attr is None:
@@ -538,6 +582,10 @@ class _Run:
     steps: list[StepResult] = field(default_factory=list)
     current: str | None = None
     step_started: float = 0.0
+    #: How far the running step's request got (names the phase of a timeout).
+    progress: Progress = field(default_factory=Progress)
+    #: The whole flow's timeout, held off by ``progress`` during a TLS handshake.
+    deadline_scope: asyncio.Timeout | None = None
     status_code: int | None = None
     #: The first step that passed but slowly or into a waiting room, and why.
     degraded: tuple[str, Failure] | None = None
@@ -551,6 +599,9 @@ class FlowCheck:
     def __init__(self, settings: FlowCheckSettings) -> None:
         self._settings = settings
         self._secrets = _spellings(settings.secret_values())
+        # Held while a page of this check is parsed: a parse that outlives its run (see
+        # parse_html) makes the next runs fail fast instead of piling up threads.
+        self._parser_free = threading.Lock()
 
     @property
     def settings(self) -> FlowCheckSettings:
@@ -568,7 +619,7 @@ class FlowCheck:
         run = _Run(deadline=start + budget)
         failure: Failure | None
         try:
-            async with asyncio.timeout(budget):
+            async with asyncio.timeout(budget) as run.deadline_scope:
                 failure = await self._run_steps(ctx, run)
         except TimeoutError:
             failure = self._timed_out(ctx, run)
@@ -601,6 +652,7 @@ class FlowCheck:
 
     async def _run_step(self, ctx: ProbeContext, run: _Run, step: FlowStep) -> Failure | None:
         """One request, its expectations, then its extractions; the outcome is appended."""
+        run.progress = Progress(run.deadline_scope)
         try:
             fetched = await fetch(
                 ctx.client,
@@ -611,15 +663,19 @@ class FlowCheck:
                 monotonic=ctx.clock.monotonic,
                 secret_headers=[name for name, value in step.headers.items() if value.has_secret],
                 cookies=run.cookies,
+                progress=run.progress,
             )
         except ProbeFailure as exc:
             run.status_code = exc.status_code
             return self._close_step(ctx, run, (exc.error, exc.detail))
         except Exception as exc:
             run.status_code = None
-            return self._close_step(ctx, run, classify_exception(exc, secrets=self._masked(run)))
+            phase = run.progress.phase
+            return self._close_step(
+                ctx, run, classify_exception(exc, secrets=self._masked(run), phase=phase)
+            )
         run.status_code = fetched.status_code
-        failure = assess(step, fetched) or self._extract(run, step, fetched)
+        failure = assess(step, fetched) or await self._extract(run, step, fetched)
         if failure is None and run.degraded is None and (slow := degradation(step, fetched)):
             run.degraded = (step.name, slow)
         run.steps.append(
@@ -664,8 +720,13 @@ class FlowCheck:
             request.headers.pop("Cookie", None)
         return request
 
-    def _extract(self, run: _Run, step: FlowStep, fetched: Fetched) -> Failure | None:
+    async def _extract(self, run: _Run, step: FlowStep, fetched: Fetched) -> Failure | None:
         response = _Response(fetched)
+        if any(rule.css is not None for rule in step.extract.values()):
+            if not self._parser_free.acquire(blocking=False):
+                return ErrorClass.TIMEOUT, "a page of an earlier run is still being parsed"
+            run.progress.phase = "parse"
+            response.html = await parse_html(fetched.text, done=self._parser_free.release)
         for name, rule in step.extract.items():
             value, why = extract_value(rule, response)
             if value is None:
@@ -693,10 +754,12 @@ class FlowCheck:
 
     def _timed_out(self, ctx: ProbeContext, run: _Run) -> Failure:
         budget = _seconds(self._settings.timeout)
+        phase = describe_phase(run.progress.phase)
         run.status_code = None
-        return self._close_step(
-            ctx, run, (ErrorClass.TIMEOUT, f"timed out (the whole flow may take {budget} at most)")
+        detail = f"timed out (the whole flow may take {budget} at most" + (
+            f"; {phase})" if phase else ")"
         )
+        return self._close_step(ctx, run, (ErrorClass.TIMEOUT, detail))
 
     def _masked(self, run: _Run) -> tuple[str, ...]:
         extracted = {v for v in run.values.values() if len(v) >= _MASK_EXTRACTED_FROM}

@@ -9,14 +9,16 @@ and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextlib
 import re
 import socket
 import ssl
 import zlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import httpx
 from pydantic import Field, field_validator
@@ -33,6 +35,36 @@ USER_AGENT = "Pantau/0.1 (+status monitor)"
 #: also offer br/zstd once those packages are installed, which we could not cap.)
 ACCEPT_ENCODING = "gzip, deflate"
 _WBITS = {"gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16, "deflate": zlib.MAX_WBITS}
+#: Content codings stacked on one body at most (curl's limit since CVE-2023-23916): each
+#: costs a decoder, and one header line can list thousands of them.
+MAX_CODINGS = 5
+#: Response header fields at most. h11 caps a response head at 100 KiB, which still holds
+#: ~16,000 tiny fields (each kept, and each Set-Cookie parsed); no real site sends 1,000.
+MAX_RESPONSE_HEADERS = 1000
+#: Schemes a redirect may lead to; any other (ftp:, file:, javascript:, data:) is refused.
+REDIRECT_SCHEMES = frozenset({"http", "https"})
+#: Codecs Python knows that are no charsets of a body: they always raise, reject
+#: ``errors="replace"``, warn, or (punycode) take quadratic time: 100 KB in seconds.
+_NOT_CHARSETS = frozenset({"idna", "punycode", "undefined", "unicode-escape", "raw-unicode-escape"})
+#: httpcore's ``trace`` events that start a phase of a request, and the phase they start.
+_PHASE_EVENTS = {
+    "connection.connect_tcp.started": "connect",
+    "connection.start_tls.started": "tls",
+    "http11.send_request_headers.started": "write",
+    "http2.send_request_headers.started": "write",
+    "http11.receive_response_headers.started": "head",
+    "http2.receive_response_headers.started": "head",
+    "http11.receive_response_body.started": "body",
+    "http2.receive_response_body.started": "body",
+}
+_PHASE_DETAILS = {
+    "connect": "connect: no connection",
+    "tls": "TLS handshake: not completed",
+    "write": "write: sending the request",
+    "head": "read: waiting for the response",
+    "body": "read: body still arriving",
+    "parse": "parsing the HTML",  # set by a flow's extraction, not by httpcore
+}
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _DNS_TEXTS = (
     "name or service not known",
@@ -68,7 +100,8 @@ class HttpCheckSettings(CheckSettings):
     fresh_connection: bool = False
     #: Bytes of (decompressed) body read at most; beyond fails with ``too_large``.
     max_body_bytes: ByteSize = DEFAULT_MAX_BODY
-    #: Follow redirects (up to ``max_redirects``; beyond fails with ``redirect_loop``).
+    #: Follow redirects (up to ``max_redirects``; beyond fails with ``redirect_loop``), to
+    #: http(s) URLs only: one to ``ftp:``, ``file:`` or ``javascript:`` fails with ``protocol``.
     follow_redirects: bool = True
     max_redirects: int = Field(default=10, ge=0, le=50)
 
@@ -101,10 +134,53 @@ class Fetched:
 
     @property
     def text(self) -> str:
-        try:
-            return self.body.decode(self.encoding, errors="replace")
-        except LookupError:
-            return self.body.decode("utf-8", errors="replace")
+        """The body decoded as :func:`decode_body` does."""
+        return decode_body(self.body, self.encoding)
+
+
+def decode_body(body: bytes, charset: str) -> str:
+    """``body`` decoded with ``charset``, undecodable bytes as U+FFFD. Never raises.
+
+    A charset that is unknown, no charset at all (see ``_NOT_CHARSETS``) or that fails
+    anyway falls back to UTF-8: a lying header must not turn a result into a raise.
+    """
+    # LookupError, a codec that rejects "replace" or raises anyway, a warning as an error.
+    with contextlib.suppress(Exception):
+        name = codecs.lookup(charset).name
+        if name not in _NOT_CHARSETS:
+            return body.decode(name, errors="replace")
+    return body.decode("utf-8", errors="replace")
+
+
+class Progress:
+    """How far a request got, told by httpcore's ``trace`` extension (one per request).
+
+    ``phase`` is ``connect``, ``tls``, ``write``, ``head`` or ``body`` (the last started;
+    a flow sets ``parse`` while it parses a page), or None before any. It names the phase
+    a timeout hit, which httpx's exception types cannot (a stalled TLS handshake raises
+    the ConnectTimeout of a silent TCP connect).
+
+    ``deadline``, the probe's own ``asyncio.timeout``, is held off during a TLS handshake:
+    httpcore leaks the connection when cancelled there (its ``start_tls`` closes the
+    stream on an Exception only, and cancellation is none), so httpx's connect timeout
+    bounds the handshake instead, and the deadline comes back after it (at once, if it
+    has passed meanwhile).
+    """
+
+    __slots__ = ("_deadline", "_when", "phase")
+
+    def __init__(self, deadline: asyncio.Timeout | None = None) -> None:
+        self.phase: str | None = None
+        self._deadline = deadline
+        self._when = deadline.when() if deadline is not None else None
+
+    async def __call__(self, event: str, info: Mapping[str, Any]) -> None:
+        phase = _PHASE_EVENTS.get(event)
+        if phase is None:
+            return
+        self.phase = phase
+        if self._deadline is not None and not self._deadline.expired():
+            self._deadline.reschedule(None if phase == "tls" else self._when)
 
 
 class ProbeFailure(Exception):
@@ -131,17 +207,18 @@ def _causes(exc: BaseException) -> list[BaseException]:
 
 
 def classify_exception(
-    exc: BaseException, *, secrets: Collection[str] = ()
+    exc: BaseException, *, secrets: Collection[str] = (), phase: str | None = None
 ) -> tuple[ErrorClass, str]:
     """Map an exception from a probe's transport to an error class and a short detail.
 
     The single place where httpx's exceptions become Pantau's error classes. Anything
     unforeseen is ``protocol``. Every value in ``secrets`` is masked in the detail (some
-    errors quote a request header). Never raises.
+    errors quote a request header). ``phase`` (of a :class:`Progress`) names where a
+    timeout hit. Never raises.
     """
     chain = _causes(exc)
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
-        return ErrorClass.TIMEOUT, _timeout_detail(exc)
+        return ErrorClass.TIMEOUT, _timeout_detail(exc, phase)
     if isinstance(exc, httpx.TooManyRedirects):
         return ErrorClass.REDIRECT_LOOP, "too many redirects"
     # Before the text probes below: a garbage status line may quote anything, even "[SSL".
@@ -159,14 +236,28 @@ def classify_exception(
     return ErrorClass.PROTOCOL, f"unexpected {type(exc).__name__}: {_short(chain, secrets)}"
 
 
-def _timeout_detail(exc: BaseException) -> str:
+def describe_phase(phase: str | None) -> str | None:
+    """Words for a :class:`Progress` phase (``read: body still arriving``), or None."""
+    return _PHASE_DETAILS.get(phase or "")
+
+
+def _timeout_detail(exc: BaseException, phase: str | None) -> str:
     phases: dict[type[BaseException], str] = {
-        httpx.ConnectTimeout: "(connect: no connection)",
-        httpx.ReadTimeout: "(read: waiting for the response)",
-        httpx.WriteTimeout: "(write: sending the request)",
-        httpx.PoolTimeout: "(pool: waiting for a free connection)",
+        httpx.ConnectTimeout: "connect: no connection",
+        httpx.ReadTimeout: "read: waiting for the response",
+        httpx.WriteTimeout: "write: sending the request",
+        httpx.PoolTimeout: "pool: waiting for a free connection",
     }
-    return f"timed out {phases.get(type(exc), '(the whole probe: body still arriving)')}"
+    traced = describe_phase(phase)
+    if isinstance(exc, httpx.PoolTimeout) or (
+        isinstance(exc, httpx.TimeoutException) and not traced
+    ):
+        # A pool timeout comes before this request's first phase (a traced one is stale).
+        return f"timed out ({phases.get(type(exc), 'no answer in time')})"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out ({traced})"
+    # Our own deadline over the whole probe: a trickle resets httpx's per-read timeout.
+    return f"timed out (the whole probe; {traced or 'body still arriving'})"
 
 
 def _classify_network(
@@ -226,30 +317,38 @@ async def fetch(
     monotonic: Callable[[], float],
     secret_headers: Collection[str] = (),
     cookies: httpx.Cookies | None = None,
+    progress: Progress | None = None,
 ) -> Fetched:
     """Send ``request`` and read at most ``max_body_bytes`` of decompressed body.
 
-    Redirects are followed by hand (the cap on hops is per probe); ``secret_headers``
-    are dropped once a redirect leaves the origin of ``request``. With a ``cookies`` jar,
+    Redirects are followed by hand (the cap on hops is per probe), to http and https
+    URLs only; ``secret_headers`` are dropped once a redirect leaves the origin of
+    ``request`` (an https to http downgrade leaves it too). With a ``cookies`` jar,
     every response, redirects included, stores its ``Set-Cookie`` in the jar, and every
     redirect hop sends the jar's cookies for its URL (the first request keeps a ``Cookie``
     header the caller set, and gets the jar's otherwise): the caller owns the jar, the
-    shared client keeps none. Raises ProbeFailure
-    (``too_large``, or ``protocol`` for a corrupt coding), httpx.TooManyRedirects, and
-    httpx's exceptions for transport faults; the caller bounds the whole call with its
-    timeout.
+    shared client keeps none. ``progress`` follows the phases of each request. Raises
+    ProbeFailure (``too_large``; ``protocol`` for a corrupt or too deeply stacked coding,
+    more than :data:`MAX_RESPONSE_HEADERS` header fields, or a redirect to another
+    scheme), httpx.TooManyRedirects, and httpx's exceptions for transport faults; the
+    caller bounds the whole call with its timeout.
     """
     start = monotonic()
     origin = _origin(request.url)
     for hop in range(max_redirects + 1):
         if cookies is not None:
             _attach_cookies(request, cookies, replace=hop > 0)
+        if progress is not None:
+            request.extensions["trace"] = progress
         response = await client.send(request, stream=True, follow_redirects=False)
         try:
+            _check_head(response)
             if cookies is not None:
                 cookies.extract_cookies(response)
             next_request = response.next_request if follow_redirects else None
-            if next_request is None:
+            if next_request is not None:
+                _check_redirect(next_request, response)
+            else:
                 body = await _read_capped(response, max_body_bytes)
                 return Fetched(
                     status_code=response.status_code,
@@ -262,6 +361,25 @@ async def fetch(
             await response.aclose()
         request = _next_hop(next_request, origin=origin, secret_headers=secret_headers)
     raise httpx.TooManyRedirects(f"more than {max_redirects} redirects", request=request)
+
+
+def _check_head(response: httpx.Response) -> None:
+    if (count := len(response.headers)) > MAX_RESPONSE_HEADERS:
+        raise ProbeFailure(
+            ErrorClass.PROTOCOL,
+            f"response has {count} header fields, more than {MAX_RESPONSE_HEADERS}",
+            status_code=response.status_code,
+        )
+
+
+def _check_redirect(request: httpx.Request, response: httpx.Response) -> None:
+    # httpx builds a redirect to any scheme; only its transport would refuse to send it.
+    if (scheme := request.url.scheme) not in REDIRECT_SCHEMES:
+        raise ProbeFailure(
+            ErrorClass.PROTOCOL,
+            f"redirect to a {scheme[:20]!r} URL, not followed (only http and https are)",
+            status_code=response.status_code,
+        )
 
 
 def _attach_cookies(request: httpx.Request, cookies: httpx.Cookies, *, replace: bool) -> None:
@@ -288,8 +406,8 @@ def _next_hop(
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    body = CappedBody(response.headers.get("content-encoding", ""), limit=limit)
     try:
+        body = CappedBody(response.headers.get("content-encoding", ""), limit=limit)
         async for chunk in response.aiter_raw():
             body.feed(chunk)
         return body.finish()
@@ -303,20 +421,37 @@ class CappedBody:
     httpx inflates each network read in full (a 64 KiB read of a gzip bomb becomes
     ~64 MiB, and stacked codings multiply), so the codings are undone here with zlib's
     ``max_length``: no stage ever produces more than ``limit + 1`` bytes. Codings other
-    than gzip and deflate are passed through unchanged, as httpx does. :meth:`feed` and
-    :meth:`finish` raise ProbeFailure: ``too_large`` past the cap, ``protocol`` when a
-    coding is corrupt.
+    than gzip and deflate are passed through unchanged, as httpx does. The bytes kept
+    cost what they weigh (an endless body of 1-byte chunks would cost ~40 bytes a byte
+    as a list of chunks). Raises ProbeFailure: ``protocol`` for more than
+    :data:`MAX_CODINGS` codings (from the constructor) or a corrupt one; ``too_large``
+    past the cap, or past ``wire_limit`` bytes received (a coded stream that decodes to
+    nothing, such as an endless gzip header, would otherwise run until the timeout).
     """
 
     def __init__(self, content_encoding: str, *, limit: int) -> None:
+        # Counted before splitting: 10,000 codings split would cost megabytes already.
+        if (listed := content_encoding.count(",") + 1) > MAX_CODINGS:
+            raise ProbeFailure(
+                ErrorClass.PROTOCOL, f"{listed} content codings stacked, more than {MAX_CODINGS}"
+            )
         codings = [coding.strip().lower() for coding in content_encoding.split(",")]
         # Codings are listed in the order they were applied: undo them in reverse.
         self._stages = [_Inflater(coding) for coding in reversed(codings) if coding in _WBITS]
         self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
+        # Deflate adds at most ~0.03% (and a few bytes a block) to what it codes: an honest
+        # body within the cap never comes near this many bytes on the wire.
+        self.wire_limit = limit + limit // 64 + 1024 * (1 + len(self._stages))
+        self._received = 0
+        self._body = bytearray()
 
     def feed(self, data: bytes) -> None:
+        self._received += len(data)
+        if self._stages and self._received > self.wire_limit:
+            raise ProbeFailure(
+                ErrorClass.TOO_LARGE,
+                f"body larger than {self.wire_limit} bytes as sent (decoding to little)",
+            )
         for stage in self._stages:
             data = stage.inflate(data, self._limit)
         self._keep(data)
@@ -327,14 +462,12 @@ class CappedBody:
         for stage in self._stages:
             tail = stage.inflate(tail, self._limit) + stage.flush(self._limit)
         self._keep(tail)
-        return b"".join(self._chunks)
+        return bytes(self._body)
 
     def _keep(self, data: bytes) -> None:
-        self._size += len(data)
-        if self._size > self._limit:
+        if len(self._body) + len(data) > self._limit:
             raise _too_large(self._limit)
-        if data:
-            self._chunks.append(data)
+        self._body += data
 
 
 class _Inflater:
@@ -496,10 +629,12 @@ class HttpCheck:
         s = self._settings
         secret = {name: value.reveal() for name, value in s.headers.items() if value.has_secret}
         client = ctx.fresh_client if s.fresh_connection and ctx.fresh_client else ctx.client
+        progress = Progress()
         try:
-            # httpx's own timeouts name the phase; this deadline, a little later, bounds a
-            # body that trickles in (each chunk resets httpx's read timeout).
-            async with asyncio.timeout(s.timeout.total_seconds() + DEADLINE_SLACK):
+            # httpx's own timeouts fire first; this deadline, a little later, bounds a
+            # response that trickles in (each byte resets httpx's per-read timeout).
+            async with asyncio.timeout(s.timeout.total_seconds() + DEADLINE_SLACK) as deadline:
+                progress = Progress(deadline)
                 fetched = await fetch(
                     client,
                     self.build_request(client),
@@ -508,13 +643,19 @@ class HttpCheck:
                     max_body_bytes=s.max_body_bytes,
                     monotonic=ctx.clock.monotonic,
                     secret_headers=secret.keys(),
+                    progress=progress,
                 )
         except ProbeFailure as exc:
             return _Attempt((exc.error, exc.detail), None, exc.status_code, None)
         except Exception as exc:
-            return _Attempt(classify_exception(exc, secrets=secret.values()), None, None, None)
-        failure = assess(s, fetched)
-        degraded = None if failure else degradation(s, fetched)
+            classified = classify_exception(exc, secrets=secret.values(), phase=progress.phase)
+            return _Attempt(classified, None, None, None)
+        failure: tuple[ErrorClass, str] | None
+        try:
+            failure = assess(s, fetched)
+            degraded = None if failure else degradation(s, fetched)
+        except Exception as exc:  # a bug of ours must still become a result
+            failure, degraded = classify_exception(exc, secrets=secret.values()), None
         return _Attempt(failure, degraded, fetched.status_code, fetched.latency_ms)
 
 

@@ -25,7 +25,6 @@ verified, names and dates not) reads them for the detail. The verdict never depe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import ipaddress
 import socket
@@ -297,11 +296,18 @@ def _cached_context(ca_file: Path | None, _mtime_ns: int, descriptive: bool) -> 
     return context
 
 
-async def _close(writer: asyncio.StreamWriter) -> None:
+async def _close(writer: asyncio.StreamWriter, deadline: float) -> None:
+    """Close politely (close_notify both ways) within ``_CLOSE_GRACE`` and ``deadline``;
+    then abort: a peer that never answers the close must not stretch the probe."""
     writer.close()
-    # The shutdown is bounded by ssl_shutdown_timeout; a peer that resets is no failure.
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout_at(min(deadline, loop.time() + _CLOSE_GRACE)):
+            await writer.wait_closed()
+    except TimeoutError:
+        writer.transport.abort()
+    except OSError:  # a peer that resets is no failure
+        pass
 
 
 class TlsCheck:
@@ -374,7 +380,7 @@ class TlsCheck:
         try:
             peer: Mapping[str, Any] | None = writer.get_extra_info("peercert")
         finally:
-            await _close(writer)
+            await _close(writer, deadline)
         if not peer:
             raise ssl.SSLError("the server sent no certificate")
         return peer
