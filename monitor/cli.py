@@ -425,17 +425,20 @@ def _print_cluster(tx: StoreTx, cfg: Settings, now: Any) -> None:
     if not health:
         out.print("processes: none has reported (pantau run writes a heartbeat)", markup=False)
         return
-    nodes = Table("process", "role", "region", "last heartbeat", "state")
+    nodes = Table("process", "role", "region", "last heartbeat", "state", "store")
     for node in health:
         state = "leader" if node.leading else "running" if node.alive else "gone"
         if node.node.stopped_at is not None:
             state = "stopped"
+        elif not node.alive:
+            state = "gone (or cannot write to the store)"
         nodes.add_row(
             node.node.id,
             node.node.role,
             node.node.region,
             node.node.heartbeat_at.isoformat(),
             state,
+            node.store_text(),
         )
     out.print(nodes)
     leader = leader_of(health)

@@ -84,7 +84,30 @@ class NodeHealth:
             "stopped_at": node.stopped_at.isoformat() if node.stopped_at else None,
             "alive": self.alive,
             "leader": self.leading,
+            "store": {
+                "buffered": node.buffered,
+                "dropped": node.dropped,
+                "errors": node.store_errors,
+                "last_error": node.last_store_error,
+                "last_error_at": (
+                    node.last_store_error_at.isoformat() if node.last_store_error_at else None
+                ),
+            },
         }
+
+    def store_text(self) -> str:
+        """How this process last reported the store: ``ok``, or what is waiting and lost."""
+        node = self.node
+        if not node.store_errors:
+            return "ok"
+        parts = []
+        if node.buffered:
+            parts.append(f"{node.buffered} results waiting in memory")
+        if node.dropped:
+            parts.append(f"{node.dropped} dropped")
+        when = node.last_store_error_at.isoformat() if node.last_store_error_at else "?"
+        parts.append(f"{node.store_errors} failed writes, last at {when}: {node.last_store_error}")
+        return "; ".join(parts)
 
 
 def node_health(

@@ -36,6 +36,7 @@ from monitor.fields import (
     Text,
     parse_duration,
     parse_ratio,
+    shown,
 )
 
 Language = Literal["id", "en"]
@@ -97,7 +98,7 @@ class SiteSettings(_Frozen):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(
-                f"unknown time zone {value!r} (use an IANA name such as 'Asia/Jakarta')"
+                f"unknown time zone {shown(value)} (use an IANA name such as 'Asia/Jakarta')"
             ) from None
         return value
 
@@ -129,6 +130,9 @@ class StorageSettings(_Frozen):
     pool_timeout: Duration = timedelta(seconds=10)
     #: How long opening a connection to the server may take.
     connect_timeout: Duration = timedelta(seconds=5)
+    #: Results kept in memory while the store cannot be written (disk full, read only,
+    #: server away), written when it returns; the oldest beyond this are dropped, counted.
+    buffer: int = Field(default=10_000, ge=0, le=10_000_000)
 
 
 class ComponentSettings(_Frozen):
@@ -250,7 +254,7 @@ class MetricsSettings(_Frozen):
             return None
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"use host:port, such as '127.0.0.1:9464', not {value!r}")
+            raise ValueError(f"use host:port, such as '127.0.0.1:9464', not {shown(value)}")
         return value
 
     @property
@@ -516,6 +520,8 @@ def _semantic_errors(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     Works on the raw mapping so these errors are reported beside pydantic's.
     """
     errors: list[tuple[str, str]] = []
+    if "base_dir" in data:  # a field of Settings, but set from the file's place, not in it
+        errors.append(("base_dir", "unknown key"))
     components = data.get("components")
     checks = data.get("checks")
     seen: set[str] = set()
@@ -618,6 +624,12 @@ def load_settings(path: Path, *, env: Mapping[str, str] | None = None) -> Settin
         ) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise ConfigError([("(syntax)", f"not UTF-8 text: {exc}")], source=str(path)) from None
+    except ValueError as exc:  # TOMLDecodeError, and an integer of over 4,300 digits
         raise ConfigError([("(syntax)", f"not valid TOML: {exc}")], source=str(path)) from None
+    except RecursionError:
+        raise ConfigError(
+            [("(syntax)", "not valid TOML: arrays or tables nested too deeply")], source=str(path)
+        ) from None
     return parse_settings(data, env=env, base_dir=path.resolve().parent, source=str(path))

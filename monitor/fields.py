@@ -6,6 +6,7 @@ once, so every model that uses them reports errors the same way.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -26,12 +27,22 @@ from pydantic_core import core_schema
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+#: The longest duration taken: a hundred years (``--since 100000h`` reaches back all
+#: history). Longer ones are mistakes, and dates that far from now overflow the calendar.
+MAX_DURATION = timedelta(days=36_500)
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut to ``limit`` characters: for messages that quote an input."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_duration(value: Any) -> timedelta:
     """Parse ``"500ms"``, ``"30s"``, ``"2m"``, ``"1h"``, ``"1d"`` or a number of seconds.
 
-    Raises ValueError for anything else, including zero and negative values.
+    Raises ValueError for anything else, including zero, negative, not finite and
+    longer than :data:`MAX_DURATION` values.
     """
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
@@ -43,11 +54,15 @@ def parse_duration(value: Any) -> timedelta:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
     else:
         raise ValueError(
-            f"invalid duration {value!r}: use a number of seconds or a string "
+            f"invalid duration {shown(value)}: use a number of seconds or a string "
             "with a unit, such as '500ms', '30s', '2m', '1h'"
         )
+    if math.isnan(seconds):
+        raise ValueError("a duration must be a number, not NaN")
     if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"a duration must be at most {MAX_DURATION.days} days")
     return timedelta(seconds=seconds)
 
 
@@ -75,13 +90,15 @@ def parse_ratio(value: Any) -> float:
         try:
             ratio = float(value.strip()[:-1]) / 100
         except ValueError:
-            raise ValueError(f"invalid percentage {value!r}") from None
+            raise ValueError(f"invalid percentage {shown(value)}") from None
     elif isinstance(value, int | float) and not isinstance(value, bool):
         ratio = float(value)
     else:
-        raise ValueError(f"invalid ratio {value!r}: use a number such as 0.2 or a string '20%'")
+        raise ValueError(
+            f"invalid ratio {shown(value)}: use a number such as 0.2 or a string '20%'"
+        )
     if not 0 <= ratio <= 1:
-        raise ValueError(f"a ratio is between 0 and 1 (or 0% and 100%), not {value!r}")
+        raise ValueError(f"a ratio is between 0 and 1 (or 0% and 100%), not {shown(value)}")
     return ratio
 
 
@@ -217,10 +234,10 @@ def _parse_status(value: Any) -> Any:
                 lo, hi = int(low), int(high or low)
             except ValueError:
                 raise ValueError(
-                    f"invalid status {part.strip()!r}: use codes or ranges like 200 or '200-399'"
+                    f"invalid status {shown(part.strip())}: use codes or ranges like 200 or '200-399'"
                 ) from None
             if not (100 <= lo <= hi <= 599):
-                raise ValueError(f"invalid status range {part.strip()!r}: codes are 100-599")
+                raise ValueError(f"invalid status range {shown(part.strip())}: codes are 100-599")
             ranges.append((lo, hi))
     if not ranges:
         raise ValueError("give at least one status code")
@@ -261,7 +278,7 @@ def parse_size(value: Any) -> int:
         size = int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
         if size > 0:
             return size
-    raise ValueError(f"invalid size {value!r}: use bytes or a string such as '1MiB'")
+    raise ValueError(f"invalid size {shown(value)}: use bytes or a string such as '1MiB'")
 
 
 ByteSize = Annotated[int, BeforeValidator(parse_size)]

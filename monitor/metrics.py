@@ -205,11 +205,28 @@ class Metrics:
             "1 while this process leads the coordinators (evaluates, alerts, publishes).",
             registry=self.registry,
         )
+        self._buffered = Gauge(
+            "pantau_results_buffered",
+            "Results kept in memory while the store cannot be written.",
+            registry=self.registry,
+        )
+        self._dropped = Counter(
+            "pantau_results_dropped_total",
+            "Results dropped because the store was away and the buffer full.",
+            registry=self.registry,
+        )
         self._store_errors = Counter(
             "pantau_store_errors_total",
             "Results or steps that could not be written to the store.",
             registry=self.registry,
         )
+
+    def set_buffered(self, count: int) -> None:
+        self._buffered.set(count)
+
+    def observe_dropped(self, count: int) -> None:
+        if count:
+            self._dropped.inc(count)
 
     def set_leader(self, leading: bool) -> None:
         self._leader.set(1 if leading else 0)

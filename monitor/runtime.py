@@ -19,6 +19,7 @@ import signal
 import socket
 import ssl
 import zlib
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -173,6 +174,37 @@ class ProbeOutcome:
     incident: IncidentEvent | None = None
     #: The check's status in this region after the result: unknown, up, degraded or down.
     check_status: str = "unknown"
+    #: False when the store was unavailable: the result waits in memory (:class:`StoreHealth`).
+    stored: bool = True
+
+
+@dataclass(slots=True)
+class StoreHealth:
+    """Results kept in memory while the store cannot be written (disk full, read only,
+    locked beyond the busy timeout, server away), oldest first, up to ``capacity``; older
+    ones are dropped beyond it, and counted. Written, in order, when the store returns."""
+
+    capacity: int
+    backlog: deque[ProbeResult] = field(default_factory=deque)
+    #: Results dropped because the backlog was full; written late from it; failed writes.
+    dropped: int = 0
+    written_late: int = 0
+    errors: int = 0
+    #: Since when the store has failed (None while it works), and its last error.
+    down_since: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+
+    def keep(self, results: Iterable[ProbeResult]) -> int:
+        """Buffer ``results``; how many older ones were dropped to make room."""
+        dropped = 0
+        for result in results:
+            if len(self.backlog) >= self.capacity:
+                self.backlog.popleft()
+                dropped += 1
+            self.backlog.append(result)
+        self.dropped += dropped
+        return dropped
 
 
 @dataclass(slots=True)
@@ -228,6 +260,8 @@ class Engine:
         #: Waits between re-probes; tests inject one that steps their clock.
         self.sleep = sleep
         self._queue: list[tuple[ProbeResult, asyncio.Future[ProbeOutcome]]] = []
+        #: Results waiting in memory for the store to come back.
+        self.health = StoreHealth(capacity=settings.storage.buffer)
         self._writer: asyncio.Task[None] | None = None
         self.checks: dict[str, Check] = {c.id: build_check(c) for c in settings.checks}
         self.automation = IncidentAutomation(
@@ -315,19 +349,119 @@ class Engine:
         return outcome
 
     async def _write_queued(self) -> None:
-        """Write queued results in batches until the queue is empty."""
+        """Write queued results in batches until the queue is empty.
+
+        While the store cannot be written, results go to the bounded backlog of
+        :attr:`health` (probing goes on); each later batch first tries to write the
+        backlog, oldest first, so results reach the store in the order they were taken.
+        """
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            try:
-                outcomes = await asyncio.to_thread(self._commit, [r for r, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+            results = [r for r, _ in batch]
+            if self.health.backlog:
+                await self.flush_backlog()
+            outcomes: list[ProbeOutcome] | None = None
+            if not self.health.backlog:
+                try:
+                    outcomes = await asyncio.to_thread(self._commit, results)
+                except StoreError as exc:
+                    self._store_failed(exc)
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                else:
+                    self._store_works()
+            if outcomes is None:
+                self._buffer(results)
+                outcomes = [ProbeOutcome(r, stored=False) for r in results]
             for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
+
+    async def flush_backlog(self) -> int:
+        """Write buffered results, oldest first, until none is left or the store fails
+        again; how many were written."""
+        written = 0
+        while self.health.backlog:
+            chunk = [
+                self.health.backlog[i] for i in range(min(MAX_BATCH, len(self.health.backlog)))
+            ]
+            try:
+                outcomes = await asyncio.to_thread(self._commit, chunk)
+            except StoreError as exc:
+                self._store_failed(exc)
+                return written
+            for _ in chunk:
+                self.health.backlog.popleft()
+            written += len(chunk)
+            self.health.written_late += len(chunk)
+            for outcome in outcomes:
+                if outcome.change is not None:
+                    self.publish_requested.set()
+                if outcome.incident is not None:
+                    self.counters.events.append(outcome.incident)
+        if written:
+            self._store_works()
+        if self.metrics is not None:
+            self.metrics.set_buffered(len(self.health.backlog))
+        return written
+
+    async def retry_backlog(self) -> None:
+        """Try the buffered results again when no write is under way (the writer task
+        alone writes, so a result is never written twice)."""
+        if not self.health.backlog:
+            return
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._flush_only())
+        await asyncio.wait({self._writer})
+
+    async def _flush_only(self) -> None:
+        await self.flush_backlog()
+        if self._queue:
+            await self._write_queued()
+
+    def _buffer(self, results: list[ProbeResult]) -> None:
+        dropped = self.health.keep(results)
+        if self.metrics is not None:
+            self.metrics.set_buffered(len(self.health.backlog))
+            self.metrics.observe_dropped(dropped)
+        if dropped and self.health.dropped == dropped:  # said once, when it starts
+            log.error(
+                "result buffer full (%s): the oldest results are being dropped",
+                self.health.capacity,
+            )
+
+    def _store_failed(self, exc: StoreError) -> None:
+        health = self.health
+        now = self.clock.now()
+        health.errors += 1
+        health.last_error, health.last_error_at = str(exc), now
+        self.counters.store_errors += 1
+        if self.metrics is not None:
+            self.metrics.observe_store_error()
+        if health.down_since is None:  # logged once per outage, not once per write
+            health.down_since = now
+            log.error(
+                "the store cannot be written (%s): probing goes on, results are kept in "
+                "memory (up to %s) and written when it returns",
+                exc,
+                health.capacity,
+            )
+
+    def _store_works(self) -> None:
+        health = self.health
+        if health.down_since is None or health.backlog:
+            return
+        seconds = (self.clock.now() - health.down_since).total_seconds()
+        log.warning(
+            "the store works again after %.0f s: %s buffered results written, %s dropped",
+            seconds,
+            health.written_late,
+            health.dropped,
+        )
+        health.down_since = None
 
     def _commit(self, results: list[ProbeResult]) -> list[ProbeOutcome]:
         """Record ``results`` in order in one transaction."""
@@ -343,6 +477,15 @@ class Engine:
                 state = tx.check_state(result.check_id, result.component_id, result.region)
                 outcomes.append(ProbeOutcome(result, change, event, check_status=state.status))
         for outcome in outcomes:
+            if log.isEnabledFor(logging.DEBUG):  # what is durable now (for chaos runs)
+                result = outcome.result
+                log.debug(
+                    "result committed check=%s region=%s started_at=%s attempt=%s",
+                    result.check_id,
+                    result.region,
+                    result.started_at.isoformat(),
+                    result.attempt,
+                )
             _log_outcome(outcome)
         return outcomes
 
@@ -363,13 +506,22 @@ class Engine:
             try:
                 self.heartbeat(now)
             except StoreError as exc:
-                log.error("heartbeat not written: %s", exc)
+                if self.health.down_since is None:
+                    log.error("heartbeat not written: %s", exc)
+                else:  # the store's outage is logged already
+                    log.debug("heartbeat not written: %s", exc)
         return leading
 
     def heartbeat(self, now: datetime, *, stopped: bool = False) -> None:
         """Write this process's row in the ``node`` table (blocking)."""
         leading = self.leading and not stopped
+        health = self.health
         node = NodeRow(
+            buffered=len(health.backlog),
+            dropped=health.dropped,
+            store_errors=health.errors,
+            last_store_error=health.last_error,
+            last_store_error_at=health.last_error_at,
             id=self.node_id,
             role=self.role,
             region=self.settings.probe.region,
@@ -573,6 +725,12 @@ class _Runner:
             await asyncio.wait({publisher}, timeout=60)
             if not publisher.done():
                 publisher.cancel()
+            await self.engine.retry_backlog()
+            if self.engine.health.backlog:
+                log.error(
+                    "stopping with %s results the store never took: they are lost",
+                    len(self.engine.health.backlog),
+                )
             await self._final_steps()
             await self._in_thread(self._stopped, "the last heartbeat")
             if server is not None:
@@ -751,6 +909,7 @@ class _Runner:
                 self.inflight.discard(task)
         if leading and not was:
             self.engine.publish_requested.set()
+        await self.engine.retry_backlog()
 
     def _stopped(self) -> None:
         self.engine.heartbeat(self.engine.clock.now(), stopped=True)

@@ -457,6 +457,13 @@ class NodeRow(SQLModel, table=True):
     leader: bool = False
     #: Set when the process stopped cleanly.
     stopped_at: datetime | None = _ts(nullable=True)
+    #: The store as this process saw it: results waiting in memory, dropped for want of
+    #: room, failed writes in all, and the last failure.
+    buffered: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    dropped: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    store_errors: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_store_error: str | None = Field(default=None, max_length=500)
+    last_store_error_at: datetime | None = _ts(nullable=True)
 
 
 def advisory_key(name: str) -> int:
@@ -752,12 +759,19 @@ class StoreTx:
             self.session.add(node)
             self.session.flush()
             return node
-        row.heartbeat_at, row.leader, row.stopped_at = (
-            node.heartbeat_at,
-            node.leader,
-            node.stopped_at,
-        )
-        row.role, row.region = node.role, node.region
+        for name in (
+            "heartbeat_at",
+            "leader",
+            "stopped_at",
+            "role",
+            "region",
+            "buffered",
+            "dropped",
+            "store_errors",
+            "last_store_error",
+            "last_store_error_at",
+        ):
+            setattr(row, name, getattr(node, name))
         self.session.flush()
         return row
 
@@ -895,9 +909,11 @@ class StoreTx:
                 AlertDeliveryRow.group_id == row.group_id,
                 AlertDeliveryRow.target_index == row.target_index,
                 col(AlertDeliveryRow.seq) > row.seq,
+                AlertDeliveryRow.status == "sent",
             )
             if self.session.exec(later.limit(1)).first() is not None:
-                # Its group has moved on (an update, a recovery): old news is not resent.
+                # Its group has moved on (a later message was sent): old news is not resent.
+                # (A later one still pending goes after it: deliveries go out in id order.)
                 row.status = "failed"
                 row.last_error = "its sender stopped while sending; superseded, not resent"
                 continue
