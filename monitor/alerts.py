@@ -55,6 +55,14 @@ class AppriseNotifier:
     def __init__(self, *, timeout: float = 10.0) -> None:
         self.timeout = timeout
 
+    def warm(self) -> None:
+        """Load Apprise and its plugins (half a second, once) before a delivery is claimed,
+        so a claimed message reaches its target quickly: a process killed between the
+        claim and the send leaves a message to be sent again later."""
+        import apprise
+
+        apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False)).add("json://127.0.0.1/")
+
     def send(self, target: Secret, *, title: str, body: str) -> None:
         import apprise
 
@@ -118,6 +126,16 @@ def evaluate_alerts(
     grouping = _Grouping(tx, settings, now)
     for condition in conditions:
         alert = live.pop((condition.rule.id, condition.subject), None)
+        if (
+            alert is not None
+            and alert.state == "firing"
+            and condition.rule.kind == "consecutive"
+            and _recovered_since(tx, alert)
+        ):
+            # The component recovered and failed again between two evaluations (none ran
+            # in between: a restart, a stall): that outage is over, this is a new one.
+            _resolve(alert, now, report)
+            alert = None
         if not condition.active:
             # A pending alert needs its condition without a break; a firing one stays
             # until the condition has cleared (a single pass does not end an outage).
@@ -133,7 +151,7 @@ def evaluate_alerts(
                     subject=condition.subject,
                     component_id=condition.component_id,
                     state="pending",
-                    active_since=now,
+                    active_since=_active_since(condition, now),
                     evaluated_at=now,
                 )
             )
@@ -166,6 +184,26 @@ def _resolve(alert: AlertRow, now: datetime, report: AlertReport) -> None:
     if was_firing:
         report.resolved.append(alert)
         log.info("alert resolved rule=%s subject=%s", alert.rule_id, alert.subject)
+
+
+def _recovered_since(tx: StoreTx, alert: AlertRow) -> bool:
+    """Whether the alert's component went back to operational after the alert fired."""
+    if alert.fired_at is None:
+        return False
+    return any(
+        t.component_id == alert.component_id and t.to_status == "operational"
+        for t in tx.transitions_in(since=alert.fired_at)
+    )
+
+
+def _active_since(condition: Condition, now: datetime) -> datetime:
+    """When a newly seen condition began. Consecutive failures began at the first of them
+    (an evaluation that comes late, after a restart or a stall, must neither delay the
+    alert's ``for`` nor its group's ``group_wait``); for the other rules, now."""
+    first = condition.evidence.first_failure_at
+    if condition.rule.kind == "consecutive" and first is not None:
+        return min(first, now)
+    return now
 
 
 class _Grouping:
@@ -208,7 +246,8 @@ class _Grouping:
             AlertGroupRow(
                 incident_id=incident.id if incident else None,
                 created_at=self.now,
-                send_after=self.now + wait,
+                # group_wait counts from when the alert's condition began.
+                send_after=min(self.now, alert.active_since) + wait,
             )
         )
 
@@ -442,6 +481,9 @@ def deliver_pending(
             )
     with store.read() as tx:
         due = tx.due_deliveries(now)
+    warm = getattr(notifier, "warm", None)
+    if due and warm is not None:
+        warm()
     targets = settings.alerts.notify
     for row in due:
         assert row.id is not None

@@ -35,6 +35,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -1048,6 +1049,24 @@ class _StatuspageApi:
 # -- publishing ----------------------------------------------------------------------------
 
 
+#: A staging folder this old was left by a process killed mid-publish (a publish takes
+#: seconds), so it is removed.
+LEFTOVER_AGE = 600.0
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Remove staging and old-tree folders beside ``target`` left by a killed publish."""
+    horizon = time.time() - LEFTOVER_AGE
+    for pattern in (f".{target.name}.new-*", f".{target.name}.old-*"):
+        for folder in target.parent.glob(pattern):
+            try:
+                if folder.is_dir() and folder.stat().st_mtime < horizon:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    log.info("removed a folder left by an interrupted publish path=%s", folder)
+            except OSError:
+                continue
+
+
 def publish_site(
     store: Store,
     settings: Settings,
@@ -1072,6 +1091,7 @@ def publish_site(
         target = target.resolve()
     snapshot = load_snapshot(store, settings, now=now)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(target)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
     try:
         staging.chmod(0o755)  # mkdtemp makes it 0700; a web server must be able to read it

@@ -422,3 +422,45 @@ def test_a_blind_spot_complaint_spike_alerts_engineers_once(
     clock.advance(31 * 60)
     _run(replay, clock, 2, set())
     assert replay.kinds() == ["firing", "resolved"]
+
+
+def test_an_outage_seen_late_by_the_evaluation_still_alerts(
+    store: Store, clock: ManualClock
+) -> None:
+    """No evaluation ran during most of a 30 s outage (the coordinator was restarting):
+    the alert's group_wait counts from the first failure, not from the late evaluation,
+    so the outage is told even though it ends soon after."""
+    replay = Replay(store, _settings(group_wait="10s"), clock)
+    for _ in range(30):
+        replay.probe("login-page", ok=False)
+        clock.advance(1)
+    replay.evaluate()
+    for _ in range(2):
+        replay.probe("login-page", ok=True)
+        clock.advance(1)
+    for _ in range(3):
+        replay.evaluate()
+        clock.advance(5)
+    assert replay.kinds() == ["firing", "resolved"]
+
+
+def test_two_outages_with_no_evaluation_between_are_two_alerts(
+    store: Store, clock: ManualClock
+) -> None:
+    """Login recovers and fails again while no evaluation runs (the coordinator was
+    restarting): the first alert is resolved and the second outage gets its own."""
+    replay = Replay(store, _settings(group_wait="1s"), clock)
+    for _ in range(4):
+        replay.probe("login-page", ok=False)
+        replay.evaluate()
+        clock.advance(1)
+    assert replay.kinds() == ["firing"]
+    for ok in (True, True, False, False):  # recovered, then down again: no evaluation
+        replay.probe("login-page", ok=ok)
+        clock.advance(1)
+    for _ in range(3):
+        replay.evaluate()
+        clock.advance(1)
+    assert replay.kinds() == ["firing", "resolved", "firing"]
+    incidents = [d.incident_id for d in replay.deliveries() if d.target_index == 0]
+    assert incidents == [1, 1, 2]

@@ -256,25 +256,39 @@ def _statuses(store: Store) -> dict[int, str]:
         return {d.id: d.status for d in tx.deliveries()}  # type: ignore[misc]
 
 
-def test_a_delivery_left_sending_by_a_dead_process_is_sent_again(
+def test_a_delivery_left_sending_by_a_dead_process_is_not_resent_after_a_later_one(
     store: Store, clock: ManualClock, settings: Settings
 ) -> None:
     orphan = _delivery(store, clock, seq=0, claimer="host:1:dead")
-    held = _delivery(store, clock, seq=1, claimer="host:2:alive")
+    later = _delivery(store, clock, seq=1, claimer="host:2:alive")
     notifier = _Recorder()
     clock.advance(1)
+    alive = {"host:2:alive"}
     # Within the send's timeout nothing is taken back: the sender may still be sending.
-    report = deliver_pending(
-        store, settings, notifier, now=clock.now(), claimer="me", alive={"host:2:alive"}
-    )
+    report = deliver_pending(store, settings, notifier, now=clock.now(), claimer="me", alive=alive)
     assert report.reclaimed == [] and notifier.sent == []
+    with store.tx() as tx:  # the later message (the RESOLVED) went out meanwhile
+        row = tx.delivery(later)
+        assert row is not None
+        row.status = "sent"
     clock.advance(settings.alerts.timeout.total_seconds() + 10)
-    report = deliver_pending(
-        store, settings, notifier, now=clock.now(), claimer="me", alive={"host:2:alive"}
-    )
-    # The orphan's group moved on (message 1 exists): old news is not resent.
+    report = deliver_pending(store, settings, notifier, now=clock.now(), claimer="me", alive=alive)
+    # Its group moved on (a later message was sent): old news is not resent.
     assert report.reclaimed == [] and notifier.sent == []
-    assert _statuses(store) == {orphan: "failed", held: "sending"}
+    assert _statuses(store) == {orphan: "failed", later: "sent"}
+
+
+def test_an_orphan_goes_out_before_the_later_message_still_pending(
+    store: Store, clock: ManualClock, settings: Settings
+) -> None:
+    orphan = _delivery(store, clock, seq=0, claimer="host:1:dead")
+    later = _delivery(store, clock, seq=1, claimer=None)  # pending
+    notifier = _Recorder()
+    clock.advance(settings.alerts.timeout.total_seconds() + 10)
+    report = deliver_pending(store, settings, notifier, now=clock.now(), claimer="me", alive=set())
+    assert report.reclaimed == [orphan]
+    assert notifier.sent == ["message 0", "message 1"]  # in order, nothing lost
+    assert _statuses(store) == {orphan: "sent", later: "sent"}
 
 
 def test_the_last_message_left_sending_by_a_dead_process_is_sent_again(
@@ -303,3 +317,39 @@ def test_heartbeats_are_kept_and_old_nodes_forgotten(store: Store, clock: Manual
     other.lead()
     with store.read() as tx:
         assert [n.region for n in tx.nodes()] == ["medan"]
+
+
+def test_the_leader_gauge_follows_leadership(store: Store, clock: ManualClock) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from monitor.metrics import Metrics
+
+    settings = _settings()
+
+    def gauge(engine: Engine) -> float:
+        assert engine.metrics is not None
+        for family in text_string_to_metric_families(engine.metrics.exposition().decode()):
+            if family.name == "pantau_leader":
+                return float(family.samples[0].value)
+        raise AssertionError("no pantau_leader")
+
+    engines = [
+        Engine(
+            settings,
+            store,
+            clock=clock,
+            client=None,  # type: ignore[arg-type]
+            notifier=_Recorder(),
+            role=role,
+            leadership=leadership_for(store.url),
+            metrics=Metrics(settings),
+        )
+        for role in ("coordinator", "coordinator", "probe")
+    ]
+    try:
+        for engine in engines:
+            engine.lead()
+        assert [gauge(e) for e in engines] == [1.0, 0.0, 0.0]
+    finally:
+        for engine in engines:
+            engine.leadership.release()
