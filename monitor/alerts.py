@@ -198,8 +198,9 @@ def _recovered_since(tx: StoreTx, alert: AlertRow) -> bool:
 
 def _active_since(condition: Condition, now: datetime) -> datetime:
     """When a newly seen condition began. Consecutive failures began at the first of them
-    (an evaluation that comes late, after a restart or a stall, must neither delay the
-    alert's ``for`` nor its group's ``group_wait``); for the other rules, now."""
+    (an evaluation that comes late, after a restart or a stall, must not delay the alert's
+    ``for``, nor hide an outage that ended within ``group_wait`` of being seen); for the
+    other rules, now."""
     first = condition.evidence.first_failure_at
     if condition.rule.kind == "consecutive" and first is not None:
         return min(first, now)
@@ -246,8 +247,7 @@ class _Grouping:
             AlertGroupRow(
                 incident_id=incident.id if incident else None,
                 created_at=self.now,
-                # group_wait counts from when the alert's condition began.
-                send_after=min(self.now, alert.active_since) + wait,
+                send_after=self.now + wait,
             )
         )
 
@@ -270,6 +270,13 @@ def _step_group(
     if not firing:
         group.status, group.resolved_at = "resolved", now
         kind = "resolved" if group.messages else None
+        if kind is None and _untold_outage(members, rule.group_wait, now):
+            # An outage longer than group_wait that ended before its first message went
+            # out (the evaluation saw it late: a restart, a stall): told, then its end.
+            title, body = alert_message(tx, settings, group, members, kind="firing", now=now)
+            _enqueue(tx, settings, group, kind="firing", title=title, body=body, now=now)
+            report.messages.append((group.id, "firing"))
+            kind = "resolved"
     elif not told:
         kind = None
     elif not group.messages:
@@ -288,6 +295,17 @@ def _step_group(
     for alert in told:
         alert.notified = True
     report.messages.append((group.id, kind))
+
+
+def _untold_outage(members: list[AlertRow], wait: timedelta, now: datetime) -> bool:
+    """Whether a member fired, unsilenced, for a condition that lasted ``wait`` or more
+    (from its first failure to its resolution): not a flap, and nobody was told."""
+    return any(
+        a.fired_at is not None
+        and a.suppressed_by is None
+        and (a.resolved_at or now) - a.active_since >= wait
+        for a in members
+    )
 
 
 def _enqueue(

@@ -59,17 +59,10 @@ def attempt_runs(
 
 def runs_of(rows: Iterable[ProbeResultRow]) -> list[Run]:
     """Fold stored attempts into runs (rows in any order), oldest first."""
-    runs = [
-        _run(first, last)
-        for first, last in attempt_runs(
-            rows,
-            series=lambda r: (r.check_id, r.region),
-            order=lambda r: (r.started_at, r.attempt),
-            attempt=lambda r: r.attempt,
-        )
-    ]
-    runs.sort(key=lambda r: r.started_at)
-    return runs
+    return runs_of_attempts(
+        (r.check_id, r.component_id, r.region, r.started_at, r.attempt, r.ok, r.error, r.latency_ms)
+        for r in rows
+    )
 
 
 def runs_of_attempts(
@@ -95,18 +88,6 @@ def runs_of_attempts(
     ]
     runs.sort(key=lambda r: r.started_at)
     return runs
-
-
-def _run(first: ProbeResultRow, last: ProbeResultRow) -> Run:
-    return Run(
-        check_id=first.check_id,
-        component_id=first.component_id,
-        region=first.region,
-        started_at=first.started_at,
-        ok=last.ok,
-        error=last.error,
-        latency_ms=last.latency_ms,
-    )
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
