@@ -303,8 +303,25 @@ def _unleet(match: re.Match[str]) -> str:
 
 @lru_cache(maxsize=1 << 16)
 def _canon_token(token: str) -> str:
-    """The canonical spelling of one token (may be two words: "gabisa" -> "ga bisa")."""
-    token = _RUN3.sub(r"\1", token)
+    """The canonical spelling of one token (may be two words: "gabisa" -> "ga bisa").
+
+    Every "-nya" the token ends with is split off ("errornyanya" -> "error nya nya"):
+    in a loop, so a token of thousands of them costs time linear in its length.
+    """
+    token = _RUN3.sub(r"\1", token)  # a prefix of the result has no runs of 3 either
+    suffixes = 0
+    while token.endswith("nya") and len(token) >= 6 and _whole_word(token) is None:
+        token, suffixes = token[:-3], suffixes + 1
+    word = _whole_word(token)
+    if word is None:
+        base = token[:-2]
+        ku = token.endswith("ku") and (_lookup(base) or base) in _KU_BASES
+        word = f"{_lookup(base) or base} ku" if ku else token
+    return word + " nya" * suffixes
+
+
+def _whole_word(token: str) -> str | None:
+    """``token`` as a known variant, or as a glued negation ("gabisa" -> "ga bisa")."""
     known = _lookup(token)
     if known is not None:
         return known
@@ -312,16 +329,18 @@ def _canon_token(token: str) -> str:
         rest = _lookup(token[len(prefix) :]) if token.startswith(prefix) else None
         if rest in _AFTER_GLUED_NEG and len(token) - len(prefix) >= 3:
             return f"ga {rest}"
-    if token.endswith("nya") and len(token) >= 6:
-        return f"{_canon_token(token[:-3])} nya"
-    base = token[:-2]
-    if token.endswith("ku") and (_lookup(base) or base) in _KU_BASES:
-        return f"{_lookup(base) or base} ku"
-    return token
+    return None
+
+
+#: Longer tokens are no variant even squeezed (a token has no runs of three letters left
+#: when it is looked up, so squeezing at most halves it).
+_LONGEST_LOOKUP = 2 * max(map(len, _VARIANTS)) + 2
 
 
 def _lookup(token: str) -> str | None:
     """The canonical word for ``token`` or its squeezed form, if it is a known variant."""
+    if len(token) > _LONGEST_LOOKUP:
+        return None
     found = _VARIANTS.get(token)
     if found is None and len(squeezed := _squeeze(token)) >= 3:
         found = _VARIANTS.get(squeezed)

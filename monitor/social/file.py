@@ -7,7 +7,10 @@ case): ``text`` and ``created_at`` are required; ``id``, ``lang``, ``url`` and
 ``author`` (or ``username``) are optional; other fields are ignored. ``created_at`` is
 ISO 8601 with or without a ``Z`` or an offset (naive means UTC), epoch seconds (or
 milliseconds, from 10^11 up), or X's classic ``Tue Sep 17 07:00:31 +0000 2026``.
-Empty lines are skipped and a UTF-8 byte-order mark is tolerated.
+Empty lines are skipped and a UTF-8 byte-order mark is tolerated. A line is malformed
+when it is not UTF-8, not a JSON object (or CSV record), lacks ``text`` or
+``created_at``, or has a field no database stores: a NUL character, or a lone
+surrogate (a JSON escape such as ``\\ud800`` that is no Unicode text).
 
 :func:`read_posts` reads a whole file and refuses it at its first malformed line
 (:class:`ImportFileError`), so an import stores all of a file or nothing.
@@ -104,11 +107,24 @@ def _time_of(text: str, *, number: bool) -> datetime:
         return utc(datetime.strptime(text, _CLASSIC_X_TIME))
 
 
-def _optional(value: object) -> str | None:
+def _optional(value: object, name: str) -> str | None:
     if value is None or isinstance(value, dict | list):
         return None
-    text = str(value).strip()
+    text = _storable(str(value), name).strip()
     return text or None
+
+
+def _storable(text: str, name: str) -> str:
+    """``text``, unless it holds a character no database stores: a NUL (PostgreSQL
+    refuses it) or a lone surrogate (a JSON escape such as ``\\ud800``, not Unicode
+    text: no UTF-8 encoding exists). Raises _BadPost."""
+    if "\x00" in text:
+        raise _BadPost(f"{name} holds a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _BadPost(f"{name} holds a lone surrogate (not Unicode text)") from None
+    return text
 
 
 def _post_from(fields: Mapping[str, object]) -> PostIn:
@@ -129,12 +145,13 @@ def _post_from(fields: Mapping[str, object]) -> PostIn:
     except ValueError as exc:
         raise _BadPost(str(exc)) from None
     return PostIn(
-        text=text,
+        text=_storable(text, "text"),
         created_at=created_at,
-        id=_optional(named.get("id")),
-        lang=iso_language(_optional(named.get("lang"))),
-        url=_optional(named.get("url")),
-        author=_optional(named.get("author")) or _optional(named.get("username")),
+        id=_optional(named.get("id"), "id"),
+        lang=iso_language(_optional(named.get("lang"), "lang")),
+        url=_optional(named.get("url"), "url"),
+        author=_optional(named.get("author"), "author")
+        or _optional(named.get("username"), "username"),
     )
 
 
@@ -186,6 +203,10 @@ def _parse_jsonl(data: bytes, *, final: bool) -> _Parsed:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise _BadPost(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+            except ValueError:  # an integer of over 4,300 digits
+                raise _BadPost("not valid JSON (a number too long to read)") from None
+            except RecursionError:
+                raise _BadPost("not valid JSON (arrays or objects nested too deeply)") from None
             if not isinstance(record, dict):
                 raise _BadPost("not a JSON object")
             parsed.posts.append(_post_from(record))

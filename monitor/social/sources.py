@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -83,10 +84,21 @@ def _text_fingerprint(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+#: Characters no database stores: NUL (PostgreSQL refuses it) and lone surrogates (a
+#: JSON escape such as ``\\ud83d`` cut from its pair has no UTF-8 encoding).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` with NUL removed and every lone surrogate replaced by U+FFFD."""
+    return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
 @dataclass(frozen=True, slots=True)
 class PostIn:
     """One public post as a source gives it. ``created_at`` is made aware UTC
-    (a naive time is taken as UTC)."""
+    (a naive time is taken as UTC); texts lose what no database stores (:func:`storable`:
+    the file source refuses such a line instead, X's API could send one)."""
 
     text: str
     created_at: datetime
@@ -101,6 +113,10 @@ class PostIn:
         created = self.created_at
         utc = created.replace(tzinfo=UTC) if created.tzinfo is None else created.astimezone(UTC)
         object.__setattr__(self, "created_at", utc)
+        for name in ("text", "id", "lang", "url", "author"):
+            value = getattr(self, name)
+            if value is not None and _UNSTORABLE.search(value):
+                object.__setattr__(self, name, storable(value))
 
     def dedupe_key(self, source: str) -> str:
         """``source:id`` when the post has an id; otherwise ``text:`` and a SHA-256 of the

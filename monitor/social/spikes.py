@@ -27,13 +27,16 @@ below ``release`` for ``quiet``; only then can a new onset fire. Values enter th
 history winsorised at ``clip`` scales above the baseline, so a spike does not teach
 the baseline that it is normal. Each decision uses only earlier buckets, so the same
 code runs online and over a file. Missing buckets are missing data, not zeros: feed
-zero counts explicitly.
+zero counts explicitly. A whole series (:func:`detect`, ``pantau complaints detect
+--csv``) may list its rows in any order and a bucket in several rows: the rows are
+sorted by time and the counts of one timestamp added up (:func:`merge_buckets`).
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import io
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -145,6 +148,25 @@ def slot_key(at: datetime, slot: timedelta) -> SlotKey:
     return at.weekday(), seconds // int(slot.total_seconds())
 
 
+def _expired(at: datetime, now: datetime, window: timedelta) -> bool:
+    """Whether ``at`` is at or before ``now - window`` (never, when that is before year 1)."""
+    try:
+        return at <= now - window
+    except OverflowError:
+        return False
+
+
+def _in_utc(at: datetime) -> datetime:
+    """An aware ``at`` in UTC (a naive one as it is). Raises ValueError when UTC is
+    past the calendar's ends (``0001-01-01T00:00+07:00``)."""
+    if at.tzinfo is None:
+        return at
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{at.isoformat()} is out of range in UTC") from None
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
@@ -222,7 +244,7 @@ class _RecentLevel:
 
     def forget_before(self, now: datetime) -> None:
         """Drop the values at or before ``now - window``."""
-        while self._rows and self._rows[0][0] <= now - self._window:
+        while self._rows and _expired(self._rows[0][0], now, self._window):
             del self._sorted[bisect.bisect_left(self._sorted, self._rows.popleft()[3])]
 
     def reseason(self, profile: _SeasonalProfile) -> None:
@@ -251,7 +273,7 @@ class _RobustScale:
     def add(self, at: datetime, error: float) -> None:
         self._order.append((at, abs(error)))
         bisect.insort(self._sorted, abs(error))
-        while self._order[0][0] <= at - self._window:
+        while _expired(self._order[0][0], at, self._window):
             _, old = self._order.popleft()
             del self._sorted[bisect.bisect_left(self._sorted, old)]
 
@@ -282,7 +304,7 @@ class _ExcursionTail:
             self._open = None
         if score >= EXCURSION_LEVEL:
             self._open = (at, max(score, self._open[1]) if self._open else score)
-        while self._peaks and self._peaks[0][0] <= at - self._window:
+        while self._peaks and _expired(self._peaks[0][0], at, self._window):
             self._peaks.popleft()
 
     def bar(self, at: datetime, per_week: float) -> float | None:
@@ -358,14 +380,12 @@ class SpikeDetector:
 
     def expected(self, timestamp: datetime) -> float:
         """The baseline count for ``timestamp`` given what was seen so far (0 before any)."""
-        if timestamp.tzinfo is not None:
-            timestamp = timestamp.astimezone(UTC)
+        timestamp = _in_utc(timestamp)
         base = self._expected_z(timestamp)
         return from_scale(base) if base is not None else 0.0
 
     def _advance_clock(self, timestamp: datetime) -> datetime:
-        if timestamp.tzinfo is not None:
-            timestamp = timestamp.astimezone(UTC)
+        timestamp = _in_utc(timestamp)
         if self._last is not None:
             if timestamp <= self._last:
                 raise ValueError(f"bucket {timestamp} is not after {self._last}")
@@ -424,8 +444,8 @@ class SpikeDetector:
         key = slot_key(timestamp, self._settings.slot)
         self._history.append((timestamp, z, key))
         self._level.add(timestamp, z, key, self._profile)
-        horizon = timestamp - self._settings.season_days * DAY
-        while self._history[0][0] <= horizon:
+        horizon = self._settings.season_days * DAY
+        while _expired(self._history[0][0], timestamp, horizon):
             self._history.popleft()
 
 
@@ -435,36 +455,72 @@ def infer_bucket(timestamps: list[datetime]) -> timedelta | None:
     return spacings[len(spacings) // 2] if spacings else None
 
 
+def merge_buckets(series: Iterable[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
+    """A series as the detector takes it: in time order, one count per timestamp.
+
+    The rows of a series may come in any order (an export sorted by volume, two exports
+    concatenated): they are sorted by time, and the counts of rows with the same time
+    (the same instant, for aware timestamps, which come back in UTC) are added up, as
+    two partial counts of one bucket. Raises ValueError for a negative or non-finite
+    count, a total too large for a float, or a mix of aware and naive timestamps.
+    """
+    totals: dict[datetime, float] = {}
+    for at, value in series:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError(f"count must be finite and >= 0, got {value!r} at {at}")
+        key = _in_utc(at)
+        totals[key] = totals.get(key, 0.0) + value
+    if len({at.tzinfo is None for at in totals}) > 1:
+        raise ValueError("the series mixes timezone-aware and naive timestamps")
+    for at, total in totals.items():
+        if not math.isfinite(total):
+            raise ValueError(f"the counts at {at} add up to more than a float holds")
+    return sorted(totals.items())
+
+
 def detect(
     series: Iterable[tuple[datetime, float]], settings: SpikeSettings = SpikeSettings()
 ) -> list[Spike]:
-    """The spike onsets of a whole series, exactly as a streaming detector reports them.
+    """The spike onsets of a whole series, in time order.
 
-    The bucket is the series' median spacing. Raises ValueError when the timestamps are
-    not strictly increasing or a count is negative or not finite.
+    The series is first put in order and its rows at the same time added up
+    (:func:`merge_buckets`); the onsets are then exactly those a streaming detector
+    reports over it, so each is one of the series' timestamps. The bucket is the
+    median spacing. Raises ValueError as :func:`merge_buckets` does.
     """
-    rows = list(series)
+    rows = merge_buckets(series)
     detector = SpikeDetector(settings, bucket=infer_bucket([at for at, _ in rows]))
     return [spike for at, value in rows if (spike := detector.update(at, value)) is not None]
 
 
 def read_series_csv(path: Path) -> list[tuple[datetime, float]]:
-    """Read a ``timestamp,value`` CSV (ISO 8601 timestamps, counts) in file order.
+    """Read a ``timestamp,value`` CSV (ISO 8601 timestamps, counts) in file order
+    (:func:`detect` sorts the rows and adds up those of one timestamp).
 
     Aware timestamps are converted to UTC. Raises ValueError naming the file and line
     for a wrong header, a malformed row, a negative or non-finite count, or a mix of
     aware and naive timestamps.
     """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    data = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{path}:{line}: not UTF-8 text") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[datetime, float]] = []
+    try:
         header = next(reader, None)
         if header is None or [cell.strip().lower() for cell in header] != ["timestamp", "value"]:
-            raise ValueError(f"{path}:1: expected the header 'timestamp,value', got {header!r}")
-        rows: list[tuple[datetime, float]] = []
+            raise ValueError(
+                f"{path}:1: expected the header 'timestamp,value', got {_cut(repr(header))}"
+            )
         for row in reader:
             if row:
                 first = rows[0][0] if rows else None
                 rows.append(_parse_row(row, first, f"{path}:{reader.line_num}"))
+    except csv.Error as exc:
+        raise ValueError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
     return rows
 
 
@@ -475,9 +531,19 @@ def _parse_row(row: list[str], first: datetime | None, where: str) -> tuple[date
         at = datetime.fromisoformat(row[0].strip())
         value = float(row[1])
     except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from exc
+        raise ValueError(f"{where}: {_cut(str(exc))}") from exc
     if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{where}: the count must be finite and >= 0, got {row[1].strip()!r}")
+        raise ValueError(
+            f"{where}: the count must be finite and >= 0, got {_cut(row[1].strip())!r}"
+        )
     if first is not None and (first.tzinfo is None) != (at.tzinfo is None):
         raise ValueError(f"{where}: mixes timezone-aware and naive timestamps")
-    return (at.astimezone(UTC) if at.tzinfo else at), value
+    try:
+        return _in_utc(at), value
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
+def _cut(text: str, limit: int = 80) -> str:
+    """``text`` cut to ``limit`` characters, for messages quoting a file."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
