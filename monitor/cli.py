@@ -1159,6 +1159,9 @@ def complaints_import(
     try:
         with store.tx() as tx:
             report = ingest(tx, "file", posts, now=SystemClock().now())
+    except StoreError as exc:  # one transaction: nothing was imported
+        err.print(f"storage error ({cfg.storage.url.masked()}): {exc}; nothing imported")
+        raise typer.Exit(2) from None
     finally:
         store.close()
     out.print(

@@ -110,3 +110,22 @@ def test_status_shows_the_social_signal(pantau: Pantau, config: ConfigWriter) ->
     status = pantau.run("-c", path, "status")
     assert "social signal: UNAVAILABLE" in status.stdout
     assert "file: unavailable" in status.stdout and "missing.jsonl" in status.stdout
+
+
+def test_an_import_the_store_refuses_exits_2_and_imports_nothing(
+    pantau: Pantau, config: ConfigWriter, tmp_path: Path
+) -> None:
+    import sqlite3
+
+    path = config.write()
+    assert pantau.run("-c", path, "db", "upgrade").code == 0
+    with sqlite3.connect(config.db) as db:  # the store breaks under the import (a trigger)
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON complaint_count "
+            "BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+        )
+    refused = pantau.run("-c", path, "complaints", "import", _jsonl(tmp_path / "e.jsonl", POSTS))
+    assert refused.code == 2, str(refused)
+    assert "nothing imported" in refused.stderr and "Traceback" not in refused.stderr
+    with sqlite3.connect(config.db) as db:
+        assert db.execute("SELECT count(*) FROM complaint_post").fetchone() == (0,)
