@@ -433,14 +433,18 @@ class Engine:
                 self.health.capacity,
             )
 
+    def count_store_error(self) -> None:
+        """Count a write or step the store refused (the counters and ``/metrics``)."""
+        self.counters.store_errors += 1
+        if self.metrics is not None:
+            self.metrics.observe_store_error()
+
     def _store_failed(self, exc: StoreError) -> None:
         health = self.health
         now = self.clock.now()
         health.errors += 1
         health.last_error, health.last_error_at = str(exc), now
-        self.counters.store_errors += 1
-        if self.metrics is not None:
-            self.metrics.observe_store_error()
+        self.count_store_error()
         if health.down_since is None:  # logged once per outage, not once per write
             health.down_since = now
             log.error(
@@ -865,9 +869,7 @@ class _Runner:
             async with self.semaphore:
                 await self.engine.probe_once(check_id)
         except StoreError as exc:
-            self.engine.counters.store_errors += 1
-            if self.engine.metrics is not None:
-                self.engine.metrics.observe_store_error()
+            self.engine.count_store_error()
             log.error("result not stored check=%s error=%s", check_id, exc)
         except Exception:
             log.exception("probe step failed check=%s", check_id)
@@ -883,9 +885,7 @@ class _Runner:
         try:
             await asyncio.to_thread(step)
         except StoreError as exc:  # the database is away: said in one line, tried again later
-            self.engine.counters.store_errors += 1
-            if self.engine.metrics is not None:
-                self.engine.metrics.observe_store_error()
+            self.engine.count_store_error()
             log.error("%s failed: %s", what, exc)
         except Exception:
             log.exception("%s failed", what)
